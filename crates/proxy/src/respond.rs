@@ -1,0 +1,126 @@
+//! The one place where a failure becomes a status code and a body. Every error a client sees is
+//! JSON, in Tyk's template: `{"error": "<message>"}`.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use moongate_session::StoreError;
+
+/// Bodies in both directions: streamed from a peer, or made here.
+pub type Body = Either<Incoming, Full<Bytes>>;
+
+/// Why a request was answered by the gateway instead of the upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("no API listens on this path")]
+    NoRoute,
+    #[error("no key in the request")]
+    AuthMissing,
+    #[error("unknown key")]
+    KeyNotFound,
+    #[error("inactive key")]
+    KeyInactive,
+    #[error("expired key")]
+    KeyExpired,
+    #[error("key has no access to this API")]
+    NoAccess,
+    #[error("rate limit exceeded")]
+    RateLimited,
+    #[error("quota exceeded")]
+    QuotaExceeded,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("upstream unreachable: {0}")]
+    UpstreamUnreachable(String),
+    #[error("upstream did not answer within {0} ms")]
+    UpstreamTimeout(u128),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    /// Status and client-facing message (Tyk's wording where Tyk has one).
+    pub fn status_and_message(&self) -> (StatusCode, &'static str) {
+        use GatewayError::*;
+        match self {
+            NoRoute => (StatusCode::NOT_FOUND, "Not Found"),
+            AuthMissing => (StatusCode::UNAUTHORIZED, "Authorization field missing"),
+            KeyNotFound | NoAccess => (
+                StatusCode::FORBIDDEN,
+                "Access to this API has been disallowed",
+            ),
+            KeyInactive => (StatusCode::FORBIDDEN, "Key is inactive, please renew"),
+            KeyExpired => (StatusCode::UNAUTHORIZED, "Key has expired, please renew"),
+            RateLimited => (StatusCode::TOO_MANY_REQUESTS, "Rate Limit Exceeded"),
+            QuotaExceeded => (StatusCode::FORBIDDEN, "Quota exceeded"),
+            Store(StoreError::Corrupt(_)) => (
+                StatusCode::FORBIDDEN,
+                "Access to this API has been disallowed",
+            ),
+            Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "Session store unavailable"),
+            UpstreamUnreachable(_) => (
+                StatusCode::BAD_GATEWAY,
+                "There was a problem proxying the request",
+            ),
+            UpstreamTimeout(_) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "Upstream service did not respond in time",
+            ),
+            BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad Request"),
+            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let (status, message) = self.status_and_message();
+        error_response(status, message)
+    }
+}
+
+/// A JSON error body in Tyk's template.
+pub fn error_response(status: StatusCode, message: &str) -> Response<Body> {
+    let body = format!(
+        "{{\n    \"error\": {}\n}}",
+        serde_json::Value::String(message.to_owned())
+    );
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// A local response with a ready body.
+pub fn full(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut resp = Response::new(Either::Right(Full::new(body.into())));
+    *resp.status_mut() = status;
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn errors_are_tyk_json() {
+        let resp = GatewayError::KeyExpired.into_response();
+        assert_eq!(resp.status(), 401);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+        let Either::Right(full) = resp.into_body() else {
+            panic!("local body")
+        };
+        let bytes = full
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        assert_eq!(v["error"], "Key has expired, please renew");
+    }
+}

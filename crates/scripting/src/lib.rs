@@ -1,0 +1,1 @@
+//! Lua hooks: filled in by the Lua hooks work (issue 3).
