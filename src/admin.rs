@@ -15,14 +15,22 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use moongate_proxy::{GenerationHandle, percent_decode};
 use moongate_session::{
-    SESSION_PREFIX, Session, SessionStore, StoreError, generate_key, hash_key, key_hint, rfc3339,
-    unix_now,
+    SESSION_PREFIX, Session, SessionStore, StoreError, generate_key, hash_key, key_hint, rfc3339, unix_now,
 };
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 type Resp = Response<Full<Bytes>>;
+
+/// A refused admin call: Tyk's `{"status":"error","message":...}` with this code.
+struct Refusal(StatusCode, &'static str);
+
+impl From<Refusal> for Resp {
+    fn from(Refusal(code, message): Refusal) -> Self {
+        status(code, "error", message)
+    }
+}
 
 /// Session bodies larger than this are refused: no legitimate session comes close.
 const MAX_BODY: usize = 1 << 20;
@@ -35,9 +43,7 @@ pub struct Admin {
 pub async fn serve(listener: TcpListener, admin: Arc<Admin>, mut stop: watch::Receiver<bool>) {
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10));
+    builder.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10));
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -58,10 +64,7 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>, mut stop: watch::Re
 
 impl Admin {
     pub fn new(generation: GenerationHandle, sessions: SessionStore) -> Self {
-        Self {
-            generation,
-            sessions,
-        }
+        Self { generation, sessions }
     }
 
     pub fn store_name(&self) -> &'static str {
@@ -90,18 +93,14 @@ impl Admin {
             return if method == Method::GET {
                 self.hello().await
             } else {
-                status(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "error",
-                    "Method Not Allowed",
-                )
+                status(StatusCode::METHOD_NOT_ALLOWED, "error", "Method Not Allowed")
             };
         }
         let Some(rest) = path.strip_prefix("/tyk") else {
             return status(StatusCode::NOT_FOUND, "error", "Not Found");
         };
-        if let Err(resp) = self.authorize(&req) {
-            return resp;
+        if let Err(refusal) = self.authorize(&req) {
+            return refusal.into();
         }
         let query = req.uri().query().unwrap_or("").to_owned();
         match (method, rest) {
@@ -117,39 +116,26 @@ impl Admin {
                     Method::POST => self.create(req, Some(key)).await,
                     Method::PUT => self.update(req, &key, &query).await,
                     Method::DELETE => self.delete(&key, &query).await,
-                    _ => status(
-                        StatusCode::METHOD_NOT_ALLOWED,
-                        "error",
-                        "Method Not Allowed",
-                    ),
+                    _ => status(StatusCode::METHOD_NOT_ALLOWED, "error", "Method Not Allowed"),
                 }
             }
             _ => status(StatusCode::NOT_FOUND, "error", "Not Found"),
         }
     }
 
-    fn authorize(&self, req: &Request<Incoming>) -> Result<(), Resp> {
+    fn authorize(&self, req: &Request<Incoming>) -> Result<(), Refusal> {
         let generation = self.generation.load();
         let Some(secret) = generation.gateway.admin_secret.as_deref() else {
-            return Err(status(
+            return Err(Refusal(
                 StatusCode::FORBIDDEN,
-                "error",
                 "The admin API is disabled: no secret is configured (set admin.secret, admin.secret_file or MOONGATE_ADMIN_SECRET)",
             ));
         };
-        let given = req
-            .headers()
-            .get("x-tyk-authorization")
-            .map(|v| v.as_bytes())
-            .unwrap_or_default();
+        let given = req.headers().get("x-tyk-authorization").map(|v| v.as_bytes()).unwrap_or_default();
         if constant_time_eq(given, secret.as_bytes()) {
             Ok(())
         } else {
-            Err(status(
-                StatusCode::FORBIDDEN,
-                "error",
-                "Attempted administrative access with invalid or missing key!",
-            ))
+            Err(Refusal(StatusCode::FORBIDDEN, "Attempted administrative access with invalid or missing key!"))
         }
     }
 
@@ -187,16 +173,12 @@ impl Admin {
     async fn create(&self, req: Request<Incoming>, custom: Option<String>) -> Resp {
         let body = match read_body(req).await {
             Ok(b) => b,
-            Err(resp) => return resp,
+            Err(refusal) => return refusal.into(),
         };
         let mut session = match Session::from_json_bytes(&body) {
             Ok(s) => s,
             Err(_) if custom.is_none() => {
-                return status(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "error",
-                    "Unmarshalling failed",
-                );
+                return status(StatusCode::INTERNAL_SERVER_ERROR, "error", "Unmarshalling failed");
             }
             Err(_) => return status(StatusCode::BAD_REQUEST, "error", "Request malformed"),
         };
@@ -225,7 +207,7 @@ impl Admin {
     async fn update(&self, req: Request<Incoming>, key: &str, query: &str) -> Resp {
         let body = match read_body(req).await {
             Ok(b) => b,
-            Err(resp) => return resp,
+            Err(refusal) => return refusal.into(),
         };
         let Ok(mut incoming) = Session::from_json_bytes(&body) else {
             return status(StatusCode::BAD_REQUEST, "error", "Request malformed");
@@ -272,11 +254,8 @@ impl Admin {
         match outcome {
             Ok(Ok(true)) => {
                 if !suppress_reset {
-                    let _ = self
-                        .sessions
-                        .store()
-                        .delete(&format!("quota-{}", self.sessions.scheme().key_id(key)))
-                        .await;
+                    let _ =
+                        self.sessions.store().delete(&format!("quota-{}", self.sessions.scheme().key_id(key))).await;
                 }
                 tracing::info!(key = %key_hint(key), "Key modified.");
                 self.key_action(key, "modified")
@@ -289,7 +268,7 @@ impl Admin {
     async fn get(&self, key: &str, query: &str) -> Resp {
         let storage_key = match self.storage_key(key, query) {
             Ok(k) => k,
-            Err(resp) => return resp,
+            Err(refusal) => return refusal.into(),
         };
         match self.sessions.store().get(&storage_key).await {
             Ok(Some(text)) => match serde_json::from_str::<Value>(&text) {
@@ -304,16 +283,12 @@ impl Admin {
     async fn delete(&self, key: &str, query: &str) -> Resp {
         let storage_key = match self.storage_key(key, query) {
             Ok(k) => k,
-            Err(resp) => return resp,
+            Err(refusal) => return refusal.into(),
         };
         match self.sessions.store().delete(&storage_key).await {
             Ok(true) => {
                 let key_id = &storage_key[SESSION_PREFIX.len()..];
-                let _ = self
-                    .sessions
-                    .store()
-                    .delete(&format!("quota-{key_id}"))
-                    .await;
+                let _ = self.sessions.store().delete(&format!("quota-{key_id}")).await;
                 tracing::info!(key = %key_hint(key), "Key deleted.");
                 self.key_action(key, "deleted")
             }
@@ -343,14 +318,10 @@ impl Admin {
     }
 
     /// `?hashed=1` means the caller gives the hash instead of the key.
-    fn storage_key(&self, key: &str, query: &str) -> Result<String, Resp> {
+    fn storage_key(&self, key: &str, query: &str) -> Result<String, Refusal> {
         if query_flag(query, "hashed") {
             if !self.sessions.scheme().hash_keys {
-                return Err(status(
-                    StatusCode::BAD_REQUEST,
-                    "error",
-                    "Key requested by hash but key hashing is not enabled",
-                ));
+                return Err(Refusal(StatusCode::BAD_REQUEST, "Key requested by hash but key hashing is not enabled"));
             }
             return Ok(format!("{SESSION_PREFIX}{key}"));
         }
@@ -363,20 +334,12 @@ impl Admin {
         if session.quota_renewal_rate > 0 {
             session.quota_renews = now + session.quota_renewal_rate;
         }
-        let _ = self
-            .sessions
-            .store()
-            .delete(&format!("quota-{}", self.sessions.scheme().key_id(key)))
-            .await;
+        let _ = self.sessions.store().delete(&format!("quota-{}", self.sessions.scheme().key_id(key))).await;
     }
 
     fn ttl_for(&self, session: &Session, now: i64) -> i64 {
         let generation = self.generation.load();
-        session.lifetime_over_access_rights(
-            |id| generation.api_lifetime(id),
-            &generation.gateway.lifetime,
-            now,
-        )
+        session.lifetime_over_access_rights(|id| generation.api_lifetime(id), &generation.gateway.lifetime, now)
     }
 
     fn key_action(&self, key: &str, action: &str) -> Resp {
@@ -388,35 +351,21 @@ impl Admin {
     }
 }
 
-async fn read_body(req: Request<Incoming>) -> Result<Bytes, Resp> {
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, Refusal> {
     match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(_) => Err(status(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "error",
-            "Request body too large or unreadable",
-        )),
+        Err(_) => Err(Refusal(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large or unreadable")),
     }
 }
 
 fn store_failure(e: &StoreError) -> Resp {
     tracing::warn!(error = %e, "Admin request failed in the session store.");
     match e {
-        StoreError::Corrupt(_) => status(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "error",
-            "Stored session is not valid JSON",
-        ),
-        StoreError::Conflict => status(
-            StatusCode::CONFLICT,
-            "error",
-            "The key changed during the update; try again",
-        ),
-        _ => status(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "error",
-            "Session store unavailable",
-        ),
+        StoreError::Corrupt(_) => {
+            status(StatusCode::INTERNAL_SERVER_ERROR, "error", "Stored session is not valid JSON")
+        }
+        StoreError::Conflict => status(StatusCode::CONFLICT, "error", "The key changed during the update; try again"),
+        _ => status(StatusCode::SERVICE_UNAVAILABLE, "error", "Session store unavailable"),
     }
 }
 
@@ -430,10 +379,7 @@ fn json_response(code: StatusCode, body: &Value) -> Resp {
     text.push('\n');
     let mut resp = Response::new(Full::new(Bytes::from(text)));
     *resp.status_mut() = code;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     resp
 }
 

@@ -14,11 +14,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "moongate",
-    version,
-    about = "An API gateway scripted in Lua and reconfigured while it runs"
-)]
+#[command(name = "moongate", version, about = "An API gateway scripted in Lua and reconfigured while it runs")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,23 +25,13 @@ enum Command {
     /// Run the gateway.
     Run {
         /// The gateway settings; API files are read from its `apis_dir`.
-        #[arg(
-            long,
-            short,
-            env = "MOONGATE_CONFIG",
-            default_value = "config/gateway.yaml"
-        )]
+        #[arg(long, short, env = "MOONGATE_CONFIG", default_value = "config/gateway.yaml")]
         config: PathBuf,
     },
     /// Check the configuration (gateway.yaml, every API file, every script) and exit: 0 when valid,
     /// 1 with every error (file:line:col) otherwise.
     Validate {
-        #[arg(
-            long,
-            short,
-            env = "MOONGATE_CONFIG",
-            default_value = "config/gateway.yaml"
-        )]
+        #[arg(long, short, env = "MOONGATE_CONFIG", default_value = "config/gateway.yaml")]
         config: PathBuf,
     },
     /// Run a small echo upstream that answers each request with a JSON description of it.
@@ -88,15 +74,10 @@ fn main() -> ExitCode {
 }
 
 fn echo(listen: std::net::SocketAddr) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen).await?;
-        eprintln!(
-            "moongate echo: listening on http://{}",
-            listener.local_addr()?
-        );
+        eprintln!("moongate echo: listening on http://{}", listener.local_addr()?);
         tokio::select! {
             _ = moongate_proxy::echo::serve(listener) => {}
             _ = tokio::signal::ctrl_c() => {}

@@ -23,10 +23,7 @@ pub fn run(config: &Path) -> ExitCode {
             for e in &errors.0 {
                 eprintln!("{e}");
             }
-            eprintln!(
-                "moongate: the configuration has {} error(s); nothing was started",
-                errors.0.len()
-            );
+            eprintln!("moongate: the configuration has {} error(s); nothing was started", errors.0.len());
             return ExitCode::from(1);
         }
     };
@@ -47,19 +44,14 @@ pub fn run(config: &Path) -> ExitCode {
 fn start(snapshot: Snapshot) -> anyhow::Result<()> {
     let gw = snapshot.gateway.clone();
     let spec = StoreSpec::from_config(&gw.storage)?;
-    let scheme = KeyScheme {
-        hash_keys: gw.hash_keys,
-    };
+    let scheme = KeyScheme { hash_keys: gw.hash_keys };
     let api_count = snapshot.apis.len();
-    let generation: GenerationHandle =
-        Arc::new(ArcSwap::from_pointee(Generation::new(1, snapshot)));
+    let generation: GenerationHandle = Arc::new(ArcSwap::from_pointee(Generation::new(1, snapshot)));
     let (stop_tx, stop_rx) = watch::channel(false);
 
     // Bind every listener before starting anything, so a port in use fails the start cleanly.
     let listeners = (0..gw.workers)
-        .map(|_| {
-            bind_reuseport(gw.listen).with_context(|| format!("cannot listen on {}", gw.listen))
-        })
+        .map(|_| bind_reuseport(gw.listen).with_context(|| format!("cannot listen on {}", gw.listen)))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let admin_listener = std::net::TcpListener::bind(gw.admin_listen)
         .with_context(|| format!("cannot listen on {}", gw.admin_listen))?;
@@ -71,20 +63,15 @@ fn start(snapshot: Snapshot) -> anyhow::Result<()> {
         let spec = spec.clone();
         let stop = stop_rx.clone();
         let gw = gw.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("moongate-worker-{i}"))
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        tracing::error!(worker = i, error = %e, "Cannot start the worker runtime.");
-                        return;
-                    }
-                };
-                rt.block_on(async move {
+        let thread = std::thread::Builder::new().name(format!("moongate-worker-{i}")).spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(worker = i, error = %e, "Cannot start the worker runtime.");
+                    return;
+                }
+            };
+            rt.block_on(async move {
                 let store = match spec.open() {
                     Ok(s) => s,
                     Err(e) => {
@@ -102,13 +89,11 @@ fn start(snapshot: Snapshot) -> anyhow::Result<()> {
                 let worker = Arc::new(Worker::new(generation, SessionStore::new(store, scheme)));
                 serve(listener, worker, stop, gw.header_read_timeout, gw.shutdown_timeout).await;
             });
-            })?;
+        })?;
         threads.push(thread);
     }
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let store = spec.open()?;
         let admin = Arc::new(admin::Admin::new(generation.clone(), SessionStore::new(store, scheme)));
@@ -126,7 +111,11 @@ fn start(snapshot: Snapshot) -> anyhow::Result<()> {
         }
         let admin_task = tokio::spawn(admin::serve(admin_listener, admin, stop_rx.clone()));
         let signal = wait_for_signal().await?;
-        tracing::info!(signal, drain_ms = gw.shutdown_timeout.as_millis() as u64, "Shutting down: draining in-flight requests.");
+        tracing::info!(
+            signal,
+            drain_ms = gw.shutdown_timeout.as_millis() as u64,
+            "Shutting down: draining in-flight requests."
+        );
         let _ = stop_tx.send(true);
         let _ = admin_task.await;
         anyhow::Ok(())

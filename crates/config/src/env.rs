@@ -65,21 +65,16 @@ pub(crate) fn apply(
             continue;
         };
         let value = match serde_yaml::from_str::<serde_yaml::Value>(&text) {
-            Ok(
-                v @ (serde_yaml::Value::Bool(_)
-                | serde_yaml::Value::Number(_)
-                | serde_yaml::Value::String(_)),
-            ) => v,
+            Ok(v @ (serde_yaml::Value::Bool(_) | serde_yaml::Value::Number(_) | serde_yaml::Value::String(_))) => v,
             Ok(serde_yaml::Value::Null) => serde_yaml::Value::String(String::new()),
             // Anything that is not a scalar is taken as the literal text: a secret may look like YAML.
             _ => serde_yaml::Value::String(text.clone()),
         };
         // Secrets and URLs stay strings even when they look like numbers or booleans.
         let value = match setting.path.last() {
-            Some(
-                &("secret" | "secret_file" | "redis_url" | "listen" | "apis_dir" | "scripts_dir"
-                | "level"),
-            ) => serde_yaml::Value::String(text.clone()),
+            Some(&("secret" | "secret_file" | "redis_url" | "listen" | "apis_dir" | "scripts_dir" | "level")) => {
+                serde_yaml::Value::String(text.clone())
+            }
             _ => value,
         };
         match set_path(doc, setting.path, value) {
@@ -87,34 +82,21 @@ pub(crate) fn apply(
             Err(msg) => errors.push(format!("environment variable {}: {msg}", setting.var)),
         }
     }
-    if errors.is_empty() {
-        Ok(applied)
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(applied) } else { Err(errors) }
 }
 
-fn set_path(
-    doc: &mut serde_yaml::Value,
-    path: &[&str],
-    value: serde_yaml::Value,
-) -> Result<(), String> {
+fn set_path(doc: &mut serde_yaml::Value, path: &[&str], value: serde_yaml::Value) -> Result<(), String> {
     let mut node = doc;
     for (i, seg) in path.iter().enumerate() {
         let serde_yaml::Value::Mapping(map) = node else {
-            return Err(format!(
-                "`{}` in gateway.yaml is not a mapping",
-                path[..i].join(".")
-            ));
+            return Err(format!("`{}` in gateway.yaml is not a mapping", path[..i].join(".")));
         };
         let key = serde_yaml::Value::String((*seg).to_owned());
         if i + 1 == path.len() {
             map.insert(key, value);
             return Ok(());
         }
-        node = map
-            .entry(key)
-            .or_insert_with(|| serde_yaml::Value::Mapping(Default::default()));
+        node = map.entry(key).or_insert_with(|| serde_yaml::Value::Mapping(Default::default()));
         if node.is_null() {
             *node = serde_yaml::Value::Mapping(Default::default());
         }

@@ -13,16 +13,8 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub fn new(
-        file: impl Into<PathBuf>,
-        position: Option<(usize, usize)>,
-        message: impl Into<String>,
-    ) -> Self {
-        Self {
-            file: file.into(),
-            position,
-            message: message.into(),
-        }
+    pub fn new(file: impl Into<PathBuf>, position: Option<(usize, usize)>, message: impl Into<String>) -> Self {
+        Self { file: file.into(), position, message: message.into() }
     }
 }
 

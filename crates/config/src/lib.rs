@@ -60,11 +60,7 @@ pub struct GatewayConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageConfig {
     Memory,
-    Redis {
-        url: String,
-        timeout: Duration,
-        pool_size: u32,
-    },
+    Redis { url: String, timeout: Duration, pool_size: u32 },
 }
 
 /// The gateway-wide inputs of Tyk's session lifetime rule.

@@ -72,11 +72,7 @@ fn default_admin_listen() -> String {
 
 impl Default for RawAdmin {
     fn default() -> Self {
-        Self {
-            listen: default_admin_listen(),
-            secret: None,
-            secret_file: None,
-        }
+        Self { listen: default_admin_listen(), secret: None, secret_file: None }
     }
 }
 
@@ -167,11 +163,7 @@ fn default_debounce() -> u64 {
 
 impl Default for RawWatch {
     fn default() -> Self {
-        Self {
-            enabled: true,
-            debounce_ms: default_debounce(),
-            poll_interval_ms: 0,
-        }
+        Self { enabled: true, debounce_ms: default_debounce(), poll_interval_ms: 0 }
     }
 }
 
@@ -201,11 +193,7 @@ fn default_level() -> String {
 
 impl Default for RawLog {
     fn default() -> Self {
-        Self {
-            format: RawLogFormat::Pretty,
-            level: default_level(),
-            access_log: true,
-        }
+        Self { format: RawLogFormat::Pretty, level: default_level(), access_log: true }
     }
 }
 
@@ -266,10 +254,7 @@ fn default_shutdown() -> u64 {
 
 impl Default for RawServer {
     fn default() -> Self {
-        Self {
-            header_read_timeout_ms: default_header_timeout(),
-            shutdown_timeout_ms: default_shutdown(),
-        }
+        Self { header_read_timeout_ms: default_header_timeout(), shutdown_timeout_ms: default_shutdown() }
     }
 }
 

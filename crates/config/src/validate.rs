@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use crate::raw::{RawApi, RawBackend, RawGateway, RawHook, RawLogFormat};
 use crate::{
-    ApiDefinition, AuthConfig, ConfigError, ConfigErrors, GatewayConfig, GlobalLifetime,
-    HookLimits, HookSpec, LogConfig, LogFormat, Middleware, StorageConfig, Target, UpstreamConfig,
-    WatchConfig,
+    ApiDefinition, AuthConfig, ConfigError, ConfigErrors, GatewayConfig, GlobalLifetime, HookLimits, HookSpec,
+    LogConfig, LogFormat, Middleware, StorageConfig, Target, UpstreamConfig, WatchConfig,
 };
 
 /// Reads `gateway.yaml` with the process environment's `MOONGATE_*` overrides.
@@ -20,42 +19,26 @@ pub fn load_gateway(path: &Path) -> Result<GatewayConfig, ConfigErrors> {
 }
 
 /// Reads `gateway.yaml`, with overrides looked up by `env` (tests pass their own).
-pub fn load_gateway_with_env(
-    path: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<GatewayConfig, ConfigErrors> {
+pub fn load_gateway_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<GatewayConfig, ConfigErrors> {
     let text = read(path)?;
     // Parse the file alone first, so that its own mistakes carry line and column.
     let raw: RawGateway = parse_yaml(path, &text)?;
     let raw = {
         let mut doc: serde_yaml::Value = parse_yaml(path, &text)?;
-        let applied = crate::env::apply(&mut doc, env).map_err(|errs| {
-            ConfigErrors(
-                errs.into_iter()
-                    .map(|m| ConfigError::new(path, None, m))
-                    .collect(),
-            )
-        })?;
+        let applied = crate::env::apply(&mut doc, env)
+            .map_err(|errs| ConfigErrors(errs.into_iter().map(|m| ConfigError::new(path, None, m)).collect()))?;
         if applied.is_empty() {
             raw
         } else {
             serde_yaml::from_value::<RawGateway>(doc).map_err(|e| {
-                ConfigError::new(
-                    path,
-                    None,
-                    format!("after environment overrides ({}): {e}", applied.join(", ")),
-                )
+                ConfigError::new(path, None, format!("after environment overrides ({}): {e}", applied.join(", ")))
             })?
         }
     };
     gateway_from_raw(path, &text, raw)
 }
 
-fn gateway_from_raw(
-    path: &Path,
-    text: &str,
-    raw: RawGateway,
-) -> Result<GatewayConfig, ConfigErrors> {
+fn gateway_from_raw(path: &Path, text: &str, raw: RawGateway) -> Result<GatewayConfig, ConfigErrors> {
     let mut errors = Vec::new();
     let at = |key: &str| locate(text, key);
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -65,24 +48,15 @@ fn gateway_from_raw(
         SocketAddr::from(([0, 0, 0, 0], 8080))
     });
     let admin_listen = parse_addr(&raw.admin.listen).unwrap_or_else(|m| {
-        errors.push(ConfigError::new(
-            path,
-            at("admin"),
-            format!("admin.listen: {m}"),
-        ));
+        errors.push(ConfigError::new(path, at("admin"), format!("admin.listen: {m}")));
         SocketAddr::from(([127, 0, 0, 1], 9696))
     });
     let admin_secret = match (&raw.admin.secret, &raw.admin.secret_file) {
         (Some(s), _) if !s.is_empty() => Some(s.clone()),
         (_, Some(file)) if !file.is_empty() => match std::fs::read_to_string(base.join(file)) {
-            Ok(s) => Some(s.lines().next().unwrap_or_default().trim().to_owned())
-                .filter(|s| !s.is_empty()),
+            Ok(s) => Some(s.lines().next().unwrap_or_default().trim().to_owned()).filter(|s| !s.is_empty()),
             Err(e) => {
-                errors.push(ConfigError::new(
-                    path,
-                    at("secret_file"),
-                    format!("admin.secret_file {file}: {e}"),
-                ));
+                errors.push(ConfigError::new(path, at("secret_file"), format!("admin.secret_file {file}: {e}")));
                 None
             }
         },
@@ -92,9 +66,7 @@ fn gateway_from_raw(
         RawBackend::Memory => StorageConfig::Memory,
         RawBackend::Redis => match raw.storage.redis_url.as_deref() {
             Some(url)
-                if url.starts_with("redis://")
-                    || url.starts_with("unix://")
-                    || url.starts_with("redis+unix://") =>
+                if url.starts_with("redis://") || url.starts_with("unix://") || url.starts_with("redis+unix://") =>
             {
                 StorageConfig::Redis {
                     url: url.to_owned(),
@@ -111,22 +83,13 @@ fn gateway_from_raw(
                 StorageConfig::Memory
             }
             None => {
-                errors.push(ConfigError::new(
-                    path,
-                    at("storage"),
-                    "storage.backend redis needs storage.redis_url",
-                ));
+                errors.push(ConfigError::new(path, at("storage"), "storage.backend redis needs storage.redis_url"));
                 StorageConfig::Memory
             }
         },
     };
-    let workers = if raw.workers == 0 {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    } else {
-        raw.workers
-    };
+    let workers =
+        if raw.workers == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { raw.workers };
     let apis_dir = base.join(&raw.apis_dir);
     let scripts_dir = base.join(&raw.scripts_dir);
     if !apis_dir.is_dir() {
@@ -155,8 +118,7 @@ fn gateway_from_raw(
             },
             hooks: HookLimits {
                 timeout: Duration::from_millis(raw.hooks.timeout_ms.max(1)),
-                memory_limit_bytes: usize::try_from(raw.hooks.memory_limit_mb.max(1) << 20)
-                    .unwrap_or(usize::MAX),
+                memory_limit_bytes: usize::try_from(raw.hooks.memory_limit_mb.max(1) << 20).unwrap_or(usize::MAX),
                 max_body_bytes: raw.hooks.max_body_bytes,
             },
             watch: WatchConfig {
@@ -191,15 +153,13 @@ fn gateway_from_raw(
 /// `..data`, are skipped) and validates them as one set.
 pub fn load_apis(gateway: &GatewayConfig) -> Result<Vec<Arc<ApiDefinition>>, ConfigErrors> {
     let dir = &gateway.apis_dir;
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| ConfigError::new(dir, None, format!("cannot read apis_dir: {e}")))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| ConfigError::new(dir, None, format!("cannot read apis_dir: {e}")))?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            !name.starts_with('.')
-                && (name.ends_with(".yaml") || name.ends_with(".yml"))
-                && p.is_file()
+            !name.starts_with('.') && (name.ends_with(".yaml") || name.ends_with(".yml")) && p.is_file()
         })
         .collect();
     files.sort();
@@ -229,11 +189,7 @@ pub fn load_apis(gateway: &GatewayConfig) -> Result<Vec<Arc<ApiDefinition>>, Con
                     errors.push(ConfigError::new(
                         &file,
                         locate(&text, "api_id"),
-                        format!(
-                            "duplicate api_id `{}` (also in {})",
-                            api.api_id,
-                            other.display()
-                        ),
+                        format!("duplicate api_id `{}` (also in {})", api.api_id, other.display()),
                     ));
                     continue;
                 }
@@ -241,11 +197,7 @@ pub fn load_apis(gateway: &GatewayConfig) -> Result<Vec<Arc<ApiDefinition>>, Con
                     errors.push(ConfigError::new(
                         &file,
                         locate(&text, "listen_path"),
-                        format!(
-                            "duplicate listen_path `{}` (also in {})",
-                            api.listen_path,
-                            other.display()
-                        ),
+                        format!("duplicate listen_path `{}` (also in {})", api.listen_path, other.display()),
                     ));
                     continue;
                 }
@@ -256,11 +208,7 @@ pub fn load_apis(gateway: &GatewayConfig) -> Result<Vec<Arc<ApiDefinition>>, Con
             Err(e) => errors.extend(e),
         }
     }
-    if errors.is_empty() {
-        Ok(apis)
-    } else {
-        Err(ConfigErrors(errors))
-    }
+    if errors.is_empty() { Ok(apis) } else { Err(ConfigErrors(errors)) }
 }
 
 fn api_from_raw(
@@ -270,18 +218,14 @@ fn api_from_raw(
     gateway: &GatewayConfig,
 ) -> Result<ApiDefinition, Vec<ConfigError>> {
     let mut errors = Vec::new();
-    let mut err =
-        |key: &str, msg: String| errors.push(ConfigError::new(file, locate(text, key), msg));
+    let mut err = |key: &str, msg: String| errors.push(ConfigError::new(file, locate(text, key), msg));
 
     if raw.api_id.trim().is_empty() {
         err("api_id", "api_id must not be empty".into());
     }
     let listen_path = raw.proxy.listen_path.clone();
     if !listen_path.starts_with('/') || listen_path.chars().any(char::is_whitespace) {
-        err(
-            "listen_path",
-            format!("listen_path `{listen_path}` must start with `/` and contain no spaces"),
-        );
+        err("listen_path", format!("listen_path `{listen_path}` must start with `/` and contain no spaces"));
     }
     let target = match parse_target(&raw.proxy.target_url) {
         Ok(t) => Some(t),
@@ -290,36 +234,22 @@ fn api_from_raw(
             None
         }
     };
-    let header = raw
-        .auth
-        .auth_header_name
-        .clone()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "Authorization".into());
+    let header = raw.auth.auth_header_name.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| "Authorization".into());
     let header_name = match http::HeaderName::from_bytes(header.as_bytes()) {
         Ok(h) => Some(h),
         Err(_) => {
-            err(
-                "auth_header_name",
-                format!("auth_header_name `{header}` is not a valid header name"),
-            );
+            err("auth_header_name", format!("auth_header_name `{header}` is not a valid header name"));
             None
         }
     };
-    let param_name = raw.auth.use_param.then(|| {
-        raw.auth
-            .param_name
-            .clone()
-            .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| header.clone())
-    });
-    let cookie_name = raw.auth.use_cookie.then(|| {
-        raw.auth
-            .cookie_name
-            .clone()
-            .filter(|c| !c.is_empty())
-            .unwrap_or_else(|| header.clone())
-    });
+    let param_name = raw
+        .auth
+        .use_param
+        .then(|| raw.auth.param_name.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| header.clone()));
+    let cookie_name = raw
+        .auth
+        .use_cookie
+        .then(|| raw.auth.cookie_name.clone().filter(|c| !c.is_empty()).unwrap_or_else(|| header.clone()));
     if let Some(driver) = raw.custom_middleware.driver.as_deref()
         && !matches!(driver, "" | "lua")
     {
@@ -336,8 +266,7 @@ fn api_from_raw(
         if h.disabled {
             return None;
         }
-        let mut bad =
-            |msg: String| errors.push(ConfigError::new(file, locate_value(text, &h.path), msg));
+        let mut bad = |msg: String| errors.push(ConfigError::new(file, locate_value(text, &h.path), msg));
         if h.name.trim().is_empty() {
             bad(format!("custom_middleware.{phase}: a hook needs a name"));
             return None;
@@ -352,11 +281,7 @@ fn api_from_raw(
         }
         let path = scripts_dir.join(rel);
         if !path.is_file() {
-            bad(format!(
-                "custom_middleware.{phase} `{}`: script {} not found",
-                h.name,
-                path.display()
-            ));
+            bad(format!("custom_middleware.{phase} `{}`: script {} not found", h.name, path.display()));
             return None;
         }
         Some(HookSpec {
@@ -371,35 +296,19 @@ fn api_from_raw(
     let middleware = Middleware {
         pre: mw.pre.iter().filter_map(|h| hook(h, "pre")).collect(),
         auth_check: mw.auth_check.as_ref().and_then(|h| hook(h, "auth_check")),
-        post_key_auth: mw
-            .post_key_auth
-            .iter()
-            .filter_map(|h| hook(h, "post_key_auth"))
-            .collect(),
+        post_key_auth: mw.post_key_auth.iter().filter_map(|h| hook(h, "post_key_auth")).collect(),
         post: mw.post.iter().filter_map(|h| hook(h, "post")).collect(),
-        response: mw
-            .response
-            .iter()
-            .filter_map(|h| hook(h, "response"))
-            .collect(),
+        response: mw.response.iter().filter_map(|h| hook(h, "response")).collect(),
     };
 
     match (target, header_name) {
         (Some(target), Some(header_name)) if errors.is_empty() => Ok(ApiDefinition {
             source: file.to_path_buf(),
-            name: if raw.name.is_empty() {
-                raw.api_id.clone()
-            } else {
-                raw.name
-            },
+            name: if raw.name.is_empty() { raw.api_id.clone() } else { raw.name },
             api_id: raw.api_id,
             org_id: raw.org_id,
             keyless: raw.use_keyless,
-            auth: AuthConfig {
-                header_name,
-                param_name,
-                cookie_name,
-            },
+            auth: AuthConfig { header_name, param_name, cookie_name },
             strip_auth_data: raw.strip_auth_data,
             listen_path,
             target,
@@ -407,8 +316,7 @@ fn api_from_raw(
             preserve_host_header: raw.proxy.preserve_host_header,
             session_lifetime: raw.session_lifetime,
             session_lifetime_respects_key_expiration: raw.session_lifetime_respects_key_expiration,
-            config_data: (!raw.config_data_disabled)
-                .then_some(serde_json::Value::Object(raw.config_data)),
+            config_data: (!raw.config_data_disabled).then_some(serde_json::Value::Object(raw.config_data)),
             middleware,
         }),
         _ => Err(errors),
@@ -416,41 +324,25 @@ fn api_from_raw(
 }
 
 fn parse_target(url: &str) -> Result<Target, String> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e| format!("target_url `{url}` is not a valid URL: {e}"))?;
-    let scheme = uri
-        .scheme()
-        .cloned()
-        .ok_or_else(|| format!("target_url `{url}` needs a scheme (http://)"))?;
+    let uri: http::Uri = url.parse().map_err(|e| format!("target_url `{url}` is not a valid URL: {e}"))?;
+    let scheme = uri.scheme().cloned().ok_or_else(|| format!("target_url `{url}` needs a scheme (http://)"))?;
     if scheme != http::uri::Scheme::HTTP {
-        return Err(format!(
-            "target_url `{url}`: only http:// upstreams are supported"
-        ));
+        return Err(format!("target_url `{url}`: only http:// upstreams are supported"));
     }
-    let authority = uri
-        .authority()
-        .cloned()
-        .ok_or_else(|| format!("target_url `{url}` needs a host"))?;
+    let authority = uri.authority().cloned().ok_or_else(|| format!("target_url `{url}` needs a host"))?;
     if uri.query().is_some() {
         return Err(format!("target_url `{url}` must not have a query string"));
     }
     let base_path = uri.path().trim_end_matches('/').to_owned();
-    Ok(Target {
-        scheme,
-        authority,
-        base_path,
-    })
+    Ok(Target { scheme, authority, base_path })
 }
 
 fn parse_addr(s: &str) -> Result<SocketAddr, String> {
-    s.parse()
-        .map_err(|_| format!("`{s}` is not an address like 0.0.0.0:8080"))
+    s.parse().map_err(|_| format!("`{s}` is not an address like 0.0.0.0:8080"))
 }
 
 fn read(path: &Path) -> Result<String, ConfigErrors> {
-    std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(path, None, format!("cannot read: {e}")).into())
+    std::fs::read_to_string(path).map_err(|e| ConfigError::new(path, None, format!("cannot read: {e}")).into())
 }
 
 fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigErrors> {
@@ -458,10 +350,8 @@ fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result
         let position = e.location().map(|l| (l.line(), l.column()));
         let mut message = e.to_string();
         // The position is printed by ConfigError; drop serde_yaml's own copy of it.
-        if position.is_some()
-            && let Some(i) = message.rfind(" at line ")
-        {
-            message.truncate(i);
+        if let Some((line, col)) = position {
+            message = message.replacen(&format!(" at line {line} column {col}"), "", 1);
         }
         if text.trim().is_empty() {
             message = "the file is empty".into();
@@ -476,9 +366,8 @@ fn locate(text: &str, key: &str) -> Option<(usize, usize)> {
         let mut from = 0;
         while let Some(off) = line[from..].find(key) {
             let col = from + off;
-            let before_ok = col == 0
-                || !line.as_bytes()[col - 1].is_ascii_alphanumeric()
-                    && line.as_bytes()[col - 1] != b'_';
+            let before_ok =
+                col == 0 || !line.as_bytes()[col - 1].is_ascii_alphanumeric() && line.as_bytes()[col - 1] != b'_';
             let rest = line[col + key.len()..].trim_start_matches(['"', '\'']);
             if before_ok && rest.trim_start().starts_with(':') {
                 return Some((i + 1, col + 1));
@@ -491,9 +380,7 @@ fn locate(text: &str, key: &str) -> Option<(usize, usize)> {
 
 /// Line and column of the first occurrence of a value, for errors about a list entry.
 fn locate_value(text: &str, value: &str) -> Option<(usize, usize)> {
-    text.lines()
-        .enumerate()
-        .find_map(|(i, line)| line.find(value).map(|c| (i + 1, c + 1)))
+    text.lines().enumerate().find_map(|(i, line)| line.find(value).map(|c| (i + 1, c + 1)))
 }
 
 #[cfg(test)]

@@ -8,15 +8,8 @@ use moongate_config::AuthConfig;
 
 /// The key, in Tyk's precedence: the header; a non-empty query parameter overrides it; a non-empty
 /// cookie overrides both. A leading `Bearer ` (any case) is removed.
-pub fn find_key<'a>(
-    auth: &AuthConfig,
-    headers: &'a HeaderMap,
-    query: Option<&'a str>,
-) -> Option<Cow<'a, str>> {
-    let mut key: Option<Cow<'a, str>> = headers
-        .get(&auth.header_name)
-        .and_then(|v| v.to_str().ok())
-        .map(Cow::Borrowed);
+pub fn find_key<'a>(auth: &AuthConfig, headers: &'a HeaderMap, query: Option<&'a str>) -> Option<Cow<'a, str>> {
+    let mut key: Option<Cow<'a, str>> = headers.get(&auth.header_name).and_then(|v| v.to_str().ok()).map(Cow::Borrowed);
     if let (Some(name), Some(q)) = (&auth.param_name, query)
         && let Some(v) = query_param(q, name).filter(|v| !v.is_empty())
     {
@@ -57,10 +50,7 @@ pub fn query_param<'a>(query: &'a str, name: &str) -> Option<Cow<'a, str>> {
 pub fn remove_query_param(query: &str, name: &str) -> Option<String> {
     let kept: Vec<&str> = query
         .split('&')
-        .filter(|pair| {
-            !pair.is_empty()
-                && percent_decode(pair.split_once('=').map_or(*pair, |(k, _)| k)) != name
-        })
+        .filter(|pair| !pair.is_empty() && percent_decode(pair.split_once('=').map_or(*pair, |(k, _)| k)) != name)
         .collect();
     (!kept.is_empty()).then(|| kept.join("&"))
 }
@@ -71,12 +61,7 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|c| {
-            c.trim()
-                .split_once('=')
-                .filter(|(k, _)| *k == name)
-                .map(|(_, v)| v)
-        })
+        .find_map(|c| c.trim().split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v))
 }
 
 /// Removes one cookie from every `Cookie` header, dropping headers left empty.
@@ -157,51 +142,21 @@ mod tests {
 
     #[test]
     fn precedence_header_param_cookie() {
-        let h = headers(&[
-            ("authorization", "Bearer hdr"),
-            ("cookie", "a=1; authorization=ck"),
-        ]);
+        let h = headers(&[("authorization", "Bearer hdr"), ("cookie", "a=1; authorization=ck")]);
+        assert_eq!(find_key(&auth(false, false), &h, Some("authorization=qp")).as_deref(), Some("hdr"));
+        assert_eq!(find_key(&auth(true, false), &h, Some("authorization=qp")).as_deref(), Some("qp"));
+        assert_eq!(find_key(&auth(true, false), &h, Some("authorization=")).as_deref(), Some("hdr"));
+        assert_eq!(find_key(&auth(true, true), &h, Some("authorization=qp")).as_deref(), Some("ck"));
+        assert_eq!(find_key(&auth(false, false), &headers(&[("authorization", "bearer  ")]), None), None);
         assert_eq!(
-            find_key(&auth(false, false), &h, Some("authorization=qp")).as_deref(),
-            Some("hdr")
-        );
-        assert_eq!(
-            find_key(&auth(true, false), &h, Some("authorization=qp")).as_deref(),
-            Some("qp")
-        );
-        assert_eq!(
-            find_key(&auth(true, false), &h, Some("authorization=")).as_deref(),
-            Some("hdr")
-        );
-        assert_eq!(
-            find_key(&auth(true, true), &h, Some("authorization=qp")).as_deref(),
-            Some("ck")
-        );
-        assert_eq!(
-            find_key(
-                &auth(false, false),
-                &headers(&[("authorization", "bearer  ")]),
-                None
-            ),
-            None
-        );
-        assert_eq!(
-            find_key(
-                &auth(true, false),
-                &HeaderMap::new(),
-                Some("authorization=a%2Bb")
-            )
-            .as_deref(),
+            find_key(&auth(true, false), &HeaderMap::new(), Some("authorization=a%2Bb")).as_deref(),
             Some("a+b")
         );
     }
 
     #[test]
     fn removal() {
-        assert_eq!(
-            remove_query_param("a=1&authorization=x&b=2", "authorization").as_deref(),
-            Some("a=1&b=2")
-        );
+        assert_eq!(remove_query_param("a=1&authorization=x&b=2", "authorization").as_deref(), Some("a=1&b=2"));
         assert_eq!(remove_query_param("authorization=x", "authorization"), None);
         let mut h = headers(&[("cookie", "a=1; authorization=ck; b=2")]);
         remove_cookie(&mut h, "authorization");

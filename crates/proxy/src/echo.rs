@@ -23,9 +23,7 @@ pub async fn serve(listener: TcpListener) {
             continue;
         };
         tokio::spawn(async move {
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service_fn(answer))
-                .await;
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service_fn(answer)).await;
         });
     }
 }
@@ -40,11 +38,7 @@ async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
         .and_then(|c| StatusCode::from_u16(c).ok())
         .unwrap_or(StatusCode::OK);
     if req.uri().path() == "/__echo" {
-        let v = req
-            .headers()
-            .get("x-internal-authorization")
-            .map(|v| v.as_bytes().to_vec())
-            .unwrap_or_default();
+        let v = req.headers().get("x-internal-authorization").map(|v| v.as_bytes().to_vec()).unwrap_or_default();
         return Ok(Response::new(Full::new(Bytes::from(v))));
     }
     let mut headers = serde_json::Map::new();
@@ -62,12 +56,7 @@ async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
     }
     let method = req.method().to_string();
     let path = req.uri().path().to_owned();
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
+    let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
     let out = serde_json::json!({
         "method": method,
         "path": path,
@@ -77,9 +66,6 @@ async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
     });
     let mut resp = Response::new(Full::new(Bytes::from(out.to_string())));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     Ok(resp)
 }

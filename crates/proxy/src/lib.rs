@@ -37,12 +37,7 @@ pub struct Generation {
 impl Generation {
     pub fn new(id: u64, snapshot: Snapshot) -> Self {
         let router = Router::new(&snapshot.apis);
-        Self {
-            id,
-            gateway: snapshot.gateway,
-            apis: snapshot.apis,
-            router,
-        }
+        Self { id, gateway: snapshot.gateway, apis: snapshot.apis, router }
     }
 
     pub fn api(&self, api_id: &str) -> Option<&Arc<ApiDefinition>> {
@@ -72,10 +67,6 @@ impl Worker {
     /// Must be called inside the worker's runtime (the upstream pool spawns its tasks there).
     pub fn new(generation: GenerationHandle, sessions: SessionStore) -> Self {
         let client = upstream::client(&generation.load().gateway.upstream);
-        Self {
-            generation,
-            sessions,
-            client,
-        }
+        Self { generation, sessions, client }
     }
 }

@@ -60,22 +60,19 @@ impl Worker {
     ) -> Result<Response<Body>, GatewayError> {
         let (mut parts, body) = req.into_parts();
         if !api.keyless {
-            let key = find_key(&api.auth, &parts.headers, parts.uri.query())
-                .ok_or(GatewayError::AuthMissing)?
-                .into_owned();
+            let key =
+                find_key(&api.auth, &parts.headers, parts.uri.query()).ok_or(GatewayError::AuthMissing)?.into_owned();
             let key_id = self.sessions.scheme().key_id(&key);
             let session = self
                 .sessions
                 .get_by_storage_key(&format!("{SESSION_PREFIX}{key_id}"))
                 .await?
                 .ok_or(GatewayError::KeyNotFound)?;
-            session
-                .check(&api.api_id, unix_now())
-                .map_err(|d| match d {
-                    Denial::Inactive => GatewayError::KeyInactive,
-                    Denial::Expired => GatewayError::KeyExpired,
-                    Denial::NoAccess => GatewayError::NoAccess,
-                })?;
+            session.check(&api.api_id, unix_now()).map_err(|d| match d {
+                Denial::Inactive => GatewayError::KeyInactive,
+                Denial::Expired => GatewayError::KeyExpired,
+                Denial::NoAccess => GatewayError::NoAccess,
+            })?;
             self.enforce_limits(&key_id, &session).await?;
             tracing::debug!(api_id = %api.api_id, key = %key_hint(&key), "Key accepted.");
             if api.strip_auth_data {
@@ -100,17 +97,13 @@ impl Worker {
     async fn enforce_limits(&self, key_id: &str, session: &Session) -> Result<(), GatewayError> {
         let store = self.sessions.store();
         if session.rate > 0.0 && session.per > 0.0 {
-            let n = store
-                .incr(&format!("rate-limit-{key_id}"), session.per.ceil() as i64)
-                .await?;
+            let n = store.incr(&format!("rate-limit-{key_id}"), session.per.ceil() as i64).await?;
             if n as f64 > session.rate {
                 return Err(GatewayError::RateLimited);
             }
         }
         if session.quota_max > 0 {
-            let n = store
-                .incr(&format!("quota-{key_id}"), session.quota_renewal_rate)
-                .await?;
+            let n = store.incr(&format!("quota-{key_id}"), session.quota_renewal_rate).await?;
             if n > session.quota_max {
                 return Err(GatewayError::QuotaExceeded);
             }
@@ -145,15 +138,9 @@ pub(crate) fn upstream_request(
     remote: SocketAddr,
 ) -> Result<Request<Body>, GatewayError> {
     let path = parts.uri.path();
-    let path = if api.strip_listen_path {
-        strip_listen_path(&api.listen_path, path)
-    } else {
-        path.into()
-    };
+    let path = if api.strip_listen_path { strip_listen_path(&api.listen_path, path) } else { path.into() };
     let query = parts.uri.query();
-    let mut pq = String::with_capacity(
-        api.target.base_path.len() + path.len() + query.map_or(0, |q| q.len() + 1),
-    );
+    let mut pq = String::with_capacity(api.target.base_path.len() + path.len() + query.map_or(0, |q| q.len() + 1));
     pq.push_str(&api.target.base_path);
     pq.push_str(&path);
     if let Some(q) = query {

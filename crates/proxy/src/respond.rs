@@ -48,27 +48,15 @@ impl GatewayError {
         match self {
             NoRoute => (StatusCode::NOT_FOUND, "Not Found"),
             AuthMissing => (StatusCode::UNAUTHORIZED, "Authorization field missing"),
-            KeyNotFound | NoAccess => (
-                StatusCode::FORBIDDEN,
-                "Access to this API has been disallowed",
-            ),
+            KeyNotFound | NoAccess => (StatusCode::FORBIDDEN, "Access to this API has been disallowed"),
             KeyInactive => (StatusCode::FORBIDDEN, "Key is inactive, please renew"),
             KeyExpired => (StatusCode::UNAUTHORIZED, "Key has expired, please renew"),
             RateLimited => (StatusCode::TOO_MANY_REQUESTS, "Rate Limit Exceeded"),
             QuotaExceeded => (StatusCode::FORBIDDEN, "Quota exceeded"),
-            Store(StoreError::Corrupt(_)) => (
-                StatusCode::FORBIDDEN,
-                "Access to this API has been disallowed",
-            ),
+            Store(StoreError::Corrupt(_)) => (StatusCode::FORBIDDEN, "Access to this API has been disallowed"),
             Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "Session store unavailable"),
-            UpstreamUnreachable(_) => (
-                StatusCode::BAD_GATEWAY,
-                "There was a problem proxying the request",
-            ),
-            UpstreamTimeout(_) => (
-                StatusCode::GATEWAY_TIMEOUT,
-                "Upstream service did not respond in time",
-            ),
+            UpstreamUnreachable(_) => (StatusCode::BAD_GATEWAY, "There was a problem proxying the request"),
+            UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "Upstream service did not respond in time"),
             BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad Request"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
         }
@@ -82,16 +70,10 @@ impl GatewayError {
 
 /// A JSON error body in Tyk's template.
 pub fn error_response(status: StatusCode, message: &str) -> Response<Body> {
-    let body = format!(
-        "{{\n    \"error\": {}\n}}",
-        serde_json::Value::String(message.to_owned())
-    );
+    let body = format!("{{\n    \"error\": {}\n}}", serde_json::Value::String(message.to_owned()));
     let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 
@@ -112,14 +94,8 @@ mod tests {
         let resp = GatewayError::KeyExpired.into_response();
         assert_eq!(resp.status(), 401);
         assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
-        let Either::Right(full) = resp.into_body() else {
-            panic!("local body")
-        };
-        let bytes = full
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .unwrap_or_default();
+        let Either::Right(full) = resp.into_body() else { panic!("local body") };
+        let bytes = full.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         assert_eq!(v["error"], "Key has expired, please renew");
     }

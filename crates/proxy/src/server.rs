@@ -39,10 +39,7 @@ pub async fn serve(
 ) {
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
-        .keep_alive(true);
+    builder.timer(TokioTimer::new()).header_read_timeout(header_read_timeout).keep_alive(true);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -72,13 +69,7 @@ pub async fn serve(
         }
     }
     drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            drain_ms = drain.as_millis() as u64,
-            "Connections still open after the drain deadline."
-        );
+    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+        tracing::warn!(drain_ms = drain.as_millis() as u64, "Connections still open after the drain deadline.");
     }
 }

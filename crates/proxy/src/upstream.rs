@@ -56,10 +56,7 @@ mod tests {
     #[test]
     fn connection_listed_headers_go_too() {
         let mut h = HeaderMap::new();
-        h.insert(
-            header::CONNECTION,
-            "keep-alive, x-secret-hop".parse().expect("value"),
-        );
+        h.insert(header::CONNECTION, "keep-alive, x-secret-hop".parse().expect("value"));
         h.insert("x-secret-hop", "1".parse().expect("value"));
         h.insert("keep-alive", "timeout=5".parse().expect("value"));
         h.insert("x-kept", "1".parse().expect("value"));

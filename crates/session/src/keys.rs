@@ -16,11 +16,7 @@ pub struct KeyScheme {
 impl KeyScheme {
     /// The part after `apikey-`: the key itself, or its hash.
     pub fn key_id(&self, raw_key: &str) -> String {
-        if self.hash_keys {
-            hash_key(raw_key)
-        } else {
-            raw_key.to_owned()
-        }
+        if self.hash_keys { hash_key(raw_key) } else { raw_key.to_owned() }
     }
 
     pub fn storage_key(&self, raw_key: &str) -> String {
@@ -71,15 +67,9 @@ mod tests {
         let k = KeyScheme { hash_keys: true }.storage_key("secret-token");
         assert!(k.starts_with("apikey-") && !k.contains("secret-token"));
         assert_eq!(k.len(), 7 + 64);
-        assert_eq!(
-            KeyScheme { hash_keys: false }.storage_key("abc"),
-            "apikey-abc"
-        );
+        assert_eq!(KeyScheme { hash_keys: false }.storage_key("abc"), "apikey-abc");
         // A known SHA-256 vector.
-        assert_eq!(
-            hash_key("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(hash_key("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]

@@ -31,27 +31,19 @@ impl SessionStore {
 
     /// The stored session, expired or not. A value that is not a session is an error.
     pub async fn get(&self, raw_key: &str) -> Result<Option<Session>, StoreError> {
-        self.get_by_storage_key(&self.scheme.storage_key(raw_key))
-            .await
+        self.get_by_storage_key(&self.scheme.storage_key(raw_key)).await
     }
 
-    pub async fn get_by_storage_key(
-        &self,
-        storage_key: &str,
-    ) -> Result<Option<Session>, StoreError> {
+    pub async fn get_by_storage_key(&self, storage_key: &str) -> Result<Option<Session>, StoreError> {
         match self.store.get(storage_key).await? {
             None => Ok(None),
-            Some(text) => Session::from_json(&text)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt(e.to_string())),
+            Some(text) => Session::from_json(&text).map(Some).map_err(|e| StoreError::Corrupt(e.to_string())),
         }
     }
 
     /// Writes a session with a TTL in seconds (<= 0: kept until deleted).
     pub async fn put(&self, raw_key: &str, session: &Session, ttl: i64) -> Result<(), StoreError> {
-        self.store
-            .set(&self.scheme.storage_key(raw_key), &session.to_json(), ttl)
-            .await
+        self.store.set(&self.scheme.storage_key(raw_key), &session.to_json(), ttl).await
     }
 
     pub async fn delete(&self, raw_key: &str) -> Result<bool, StoreError> {
@@ -66,10 +58,7 @@ impl SessionStore {
 
 /// Unix seconds now.
 pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// RFC 3339 UTC time for unix seconds (Tyk's `date_created` format).
@@ -86,12 +75,7 @@ pub fn rfc3339(unix: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
 }
 
 #[cfg(test)]

@@ -140,16 +140,10 @@ fn stretch(respects: bool, expires: i64, lifetime: i64, now: i64) -> i64 {
     if expires <= 0 {
         return expires;
     }
-    if expires > now + lifetime {
-        expires - now
-    } else {
-        lifetime
-    }
+    if expires > now + lifetime { expires - now } else { lifetime }
 }
 
-fn null_default<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(
-    d: D,
-) -> Result<T, D::Error> {
+fn null_default<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
@@ -163,9 +157,7 @@ fn int<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
             .or_else(|| n.as_f64().map(|f| f as i64))
             .ok_or_else(|| D::Error::custom(format!("{n} is not an integer"))),
         Some(Value::String(s)) if s.is_empty() => Ok(0),
-        Some(Value::String(s)) => s
-            .parse()
-            .map_err(|_| D::Error::custom(format!("`{s}` is not an integer"))),
+        Some(Value::String(s)) => s.parse().map_err(|_| D::Error::custom(format!("`{s}` is not an integer"))),
         Some(other) => Err(D::Error::custom(format!("{other} is not an integer"))),
     }
 }
@@ -175,9 +167,7 @@ fn float<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     match Option::<Value>::deserialize(d)? {
         None | Some(Value::Null) => Ok(0.0),
         Some(Value::Number(n)) => n.as_f64().ok_or_else(|| D::Error::custom("not a number")),
-        Some(Value::String(s)) => s
-            .parse()
-            .map_err(|_| D::Error::custom(format!("`{s}` is not a number"))),
+        Some(Value::String(s)) => s.parse().map_err(|_| D::Error::custom(format!("`{s}` is not a number"))),
         Some(other) => Err(D::Error::custom(format!("{other} is not a number"))),
     }
 }
@@ -203,9 +193,7 @@ mod tests {
 
     #[test]
     fn unknown_fields_survive_a_round_trip() {
-        let s = session(
-            r#"{"expires":5,"hmac_string":"x","monitor":{"trigger_limits":[1.0]},"meta_data":null}"#,
-        );
+        let s = session(r#"{"expires":5,"hmac_string":"x","monitor":{"trigger_limits":[1.0]},"meta_data":null}"#);
         let back: Value = serde_json::from_str(&s.to_json()).expect("json");
         assert_eq!(back["hmac_string"], "x");
         assert_eq!(back["monitor"]["trigger_limits"][0], 1.0);
@@ -223,107 +211,60 @@ mod tests {
 
     #[test]
     fn checks_run_in_tyk_order() {
-        let s = session(&format!(
-            r#"{{"is_inactive":true,"expires":{},"access_rights":{{"other":{{}}}}}}"#,
-            NOW - 5
-        ));
+        let s = session(&format!(r#"{{"is_inactive":true,"expires":{},"access_rights":{{"other":{{}}}}}}"#, NOW - 5));
         assert_eq!(s.check("api", NOW), Err(Denial::Inactive));
-        let s = session(&format!(
-            r#"{{"expires":{},"access_rights":{{"other":{{}}}}}}"#,
-            NOW - 5
-        ));
+        let s = session(&format!(r#"{{"expires":{},"access_rights":{{"other":{{}}}}}}"#, NOW - 5));
         assert_eq!(s.check("api", NOW), Err(Denial::Expired));
         let s = session(r#"{"access_rights":{"other":{}}}"#);
         assert_eq!(s.check("api", NOW), Err(Denial::NoAccess));
         assert_eq!(session(r#"{"access_rights":{}}"#).check("api", NOW), Ok(()));
-        assert_eq!(
-            session(r#"{"access_rights":{"api":{}}}"#).check("api", NOW),
-            Ok(())
-        );
+        assert_eq!(session(r#"{"access_rights":{"api":{}}}"#).check("api", NOW), Ok(()));
     }
 
     #[test]
     fn lifetime_follows_tyk() {
         let g = GlobalLifetime::default();
-        let api = |l| ApiLifetime {
-            session_lifetime: l,
-            respects_key_expiration: false,
-        };
-        let respects = |l| ApiLifetime {
-            session_lifetime: l,
-            respects_key_expiration: true,
-        };
+        let api = |l| ApiLifetime { session_lifetime: l, respects_key_expiration: false };
+        let respects = |l| ApiLifetime { session_lifetime: l, respects_key_expiration: true };
         // Nothing set: no TTL.
         assert_eq!(session("{}").lifetime(api(0), &g, NOW), 0);
         // API lifetime, then the key's own lifetime wins over it.
         assert_eq!(session("{}").lifetime(api(60), &g, NOW), 60);
-        assert_eq!(
-            session(r#"{"session_lifetime":30}"#).lifetime(api(60), &g, NOW),
-            30
-        );
+        assert_eq!(session(r#"{"session_lifetime":30}"#).lifetime(api(60), &g, NOW), 30);
         // Respecting expiration stretches to `expires`, and keeps never-expiring keys forever.
         let later = format!(r#"{{"expires":{}}}"#, NOW + 500);
         assert_eq!(session(&later).lifetime(respects(60), &g, NOW), 500);
-        assert_eq!(
-            session(r#"{"expires":0}"#).lifetime(respects(60), &g, NOW),
-            0
-        );
-        assert_eq!(
-            session(r#"{"expires":-1}"#).lifetime(respects(60), &g, NOW),
-            -1
-        );
-        let g_respects = GlobalLifetime {
-            respects_key_expiration: true,
-            ..g
-        };
+        assert_eq!(session(r#"{"expires":0}"#).lifetime(respects(60), &g, NOW), 0);
+        assert_eq!(session(r#"{"expires":-1}"#).lifetime(respects(60), &g, NOW), -1);
+        let g_respects = GlobalLifetime { respects_key_expiration: true, ..g };
         assert_eq!(session(&later).lifetime(api(60), &g_respects, NOW), 500);
         // Forcing the global lifetime overrides everything, even with 0.
-        let forced = GlobalLifetime {
-            global_session_lifetime: 7,
-            force_global_session_lifetime: true,
-            ..g
-        };
-        assert_eq!(
-            session(r#"{"session_lifetime":30}"#).lifetime(api(60), &forced, NOW),
-            7
-        );
+        let forced = GlobalLifetime { global_session_lifetime: 7, force_global_session_lifetime: true, ..g };
+        assert_eq!(session(r#"{"session_lifetime":30}"#).lifetime(api(60), &forced, NOW), 7);
     }
 
     #[test]
     fn largest_lifetime_over_access_rights_wins() {
         let g = GlobalLifetime::default();
         let lookup = |id: &str| match id {
-            "a" => Some(ApiLifetime {
-                session_lifetime: 10,
-                respects_key_expiration: false,
-            }),
-            "b" => Some(ApiLifetime {
-                session_lifetime: 90,
-                respects_key_expiration: false,
-            }),
-            "c" => Some(ApiLifetime {
-                session_lifetime: 90,
-                respects_key_expiration: true,
-            }),
+            "a" => Some(ApiLifetime { session_lifetime: 10, respects_key_expiration: false }),
+            "b" => Some(ApiLifetime { session_lifetime: 90, respects_key_expiration: false }),
+            "c" => Some(ApiLifetime { session_lifetime: 90, respects_key_expiration: true }),
             _ => None,
         };
         assert_eq!(
-            session(r#"{"access_rights":{"a":{},"b":{},"zz":{}}}"#)
-                .lifetime_over_access_rights(lookup, &g, NOW),
+            session(r#"{"access_rights":{"a":{},"b":{},"zz":{}}}"#).lifetime_over_access_rights(lookup, &g, NOW),
             90
         );
         assert_eq!(
-            session(r#"{"expires":-1,"access_rights":{"a":{},"c":{}}}"#)
-                .lifetime_over_access_rights(lookup, &g, NOW),
+            session(r#"{"expires":-1,"access_rights":{"a":{},"c":{}}}"#).lifetime_over_access_rights(lookup, &g, NOW),
             -1
         );
     }
 
     #[test]
     fn lenient_numbers_and_nulls() {
-        let s = session(
-            r#"{"expires":"1700000000","rate":null,"quota_max":1e3,"last_updated":1234,"tags":null}"#,
-        );
+        let s = session(r#"{"expires":"1700000000","rate":null,"quota_max":1e3,"last_updated":1234,"tags":null}"#);
         assert_eq!(s.expires, 1_700_000_000);
         assert_eq!(s.quota_max, 1000);
         assert_eq!(s.last_updated, "1234");

@@ -37,25 +37,15 @@ impl From<redis::RedisError> for StoreError {
 #[derive(Clone)]
 pub enum StoreSpec {
     Memory(Arc<MemoryStore>),
-    Redis {
-        client: redis::Client,
-        url: String,
-        timeout: Duration,
-        pool_size: u32,
-    },
+    Redis { client: redis::Client, url: String, timeout: Duration, pool_size: u32 },
 }
 
 impl StoreSpec {
     pub fn from_config(cfg: &StorageConfig) -> Result<Self, StoreError> {
         Ok(match cfg {
             StorageConfig::Memory => StoreSpec::Memory(Arc::new(MemoryStore::default())),
-            StorageConfig::Redis {
-                url,
-                timeout,
-                pool_size,
-            } => StoreSpec::Redis {
-                client: redis::Client::open(url.as_str())
-                    .map_err(|e| StoreError::Config(e.to_string()))?,
+            StorageConfig::Redis { url, timeout, pool_size } => StoreSpec::Redis {
+                client: redis::Client::open(url.as_str()).map_err(|e| StoreError::Config(e.to_string()))?,
                 url: url.clone(),
                 timeout: *timeout,
                 pool_size: *pool_size,
@@ -69,12 +59,7 @@ impl StoreSpec {
     pub fn open(&self) -> Result<Store, StoreError> {
         match self {
             StoreSpec::Memory(m) => Ok(Store::Memory(m.clone())),
-            StoreSpec::Redis {
-                client,
-                url,
-                timeout,
-                pool_size,
-            } => {
+            StoreSpec::Redis { client, url, timeout, pool_size } => {
                 let cfg = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(*timeout))
                     .set_response_timeout(Some(*timeout))
@@ -89,11 +74,7 @@ impl StoreSpec {
                     .connection_timeout(*timeout)
                     .test_on_check_out(true)
                     .build_unchecked(manager);
-                Ok(Store::Redis(Arc::new(RedisStore {
-                    conn,
-                    pool,
-                    timeout: *timeout,
-                })))
+                Ok(Store::Redis(Arc::new(RedisStore { conn, pool, timeout: *timeout })))
             }
         }
     }
@@ -115,23 +96,15 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    async fn bounded<T>(
-        &self,
-        fut: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
+    async fn bounded<T>(&self, fut: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(r) => r,
             Err(_) => Err(StoreError::Timeout(self.timeout.as_millis())),
         }
     }
 
-    async fn exclusive(
-        &self,
-    ) -> Result<bb8::PooledConnection<'_, RedisConnectionManager>, StoreError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    async fn exclusive(&self) -> Result<bb8::PooledConnection<'_, RedisConnectionManager>, StoreError> {
+        self.pool.get().await.map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 }
 
@@ -151,8 +124,7 @@ impl Store {
             Store::Memory(m) => Ok(m.get(key)),
             Store::Redis(r) => {
                 let mut c = r.conn.clone();
-                r.bounded(async move { Ok(redis::cmd("GET").arg(key).query_async(&mut c).await?) })
-                    .await
+                r.bounded(async move { Ok(redis::cmd("GET").arg(key).query_async(&mut c).await?) }).await
             }
         }
     }
@@ -185,14 +157,7 @@ impl Store {
             Store::Memory(m) => Ok(m.delete(key)),
             Store::Redis(r) => {
                 let mut c = r.conn.clone();
-                r.bounded(async move {
-                    Ok(redis::cmd("DEL")
-                        .arg(key)
-                        .query_async::<i64>(&mut c)
-                        .await?
-                        > 0)
-                })
-                .await
+                r.bounded(async move { Ok(redis::cmd("DEL").arg(key).query_async::<i64>(&mut c).await? > 0) }).await
             }
         }
     }
@@ -203,8 +168,7 @@ impl Store {
             Store::Memory(m) => Ok(m.ttl(key)),
             Store::Redis(r) => {
                 let mut c = r.conn.clone();
-                r.bounded(async move { Ok(redis::cmd("TTL").arg(key).query_async(&mut c).await?) })
-                    .await
+                r.bounded(async move { Ok(redis::cmd("TTL").arg(key).query_async(&mut c).await?) }).await
             }
         }
     }
@@ -276,12 +240,8 @@ impl Store {
                 for _ in 0..8 {
                     let attempt = r
                         .bounded(async {
-                            redis::cmd("WATCH")
-                                .arg(key)
-                                .query_async::<()>(&mut *conn)
-                                .await?;
-                            let current: Option<String> =
-                                redis::cmd("GET").arg(key).query_async(&mut *conn).await?;
+                            redis::cmd("WATCH").arg(key).query_async::<()>(&mut *conn).await?;
+                            let current: Option<String> = redis::cmd("GET").arg(key).query_async(&mut *conn).await?;
                             let (write, out) = f(current.as_deref());
                             let Some((value, ttl)) = write else {
                                 redis::cmd("UNWATCH").query_async::<()>(&mut *conn).await?;
@@ -290,22 +250,13 @@ impl Store {
                             let mut pipe = redis::pipe();
                             pipe.atomic();
                             if ttl > 0 {
-                                pipe.cmd("SET")
-                                    .arg(key)
-                                    .arg(value)
-                                    .arg("EX")
-                                    .arg(ttl)
-                                    .ignore();
+                                pipe.cmd("SET").arg(key).arg(value).arg("EX").arg(ttl).ignore();
                             } else {
                                 pipe.cmd("SET").arg(key).arg(value).ignore();
                             }
                             // EXEC answers nil when the watched key changed: try again.
                             let reply: redis::Value = pipe.query_async(&mut *conn).await?;
-                            Ok(if matches!(reply, redis::Value::Nil) {
-                                None
-                            } else {
-                                Some(out)
-                            })
+                            Ok(if matches!(reply, redis::Value::Nil) { None } else { Some(out) })
                         })
                         .await?;
                     if let Some(out) = attempt {
@@ -323,13 +274,7 @@ impl Store {
             Store::Memory(_) => Ok(()),
             Store::Redis(r) => {
                 let mut c = r.conn.clone();
-                r.bounded(async move {
-                    Ok(redis::cmd("PING")
-                        .query_async::<String>(&mut c)
-                        .await
-                        .map(|_| ())?)
-                })
-                .await
+                r.bounded(async move { Ok(redis::cmd("PING").query_async::<String>(&mut c).await.map(|_| ())?) }).await
             }
         }
     }
@@ -398,8 +343,7 @@ impl MemoryStore {
 
     fn set(&self, key: &str, value: String, ttl_secs: i64) {
         let expires_at = deadline(Instant::now(), ttl_secs);
-        self.shard(key)
-            .insert(key.to_owned(), Entry { value, expires_at });
+        self.shard(key).insert(key.to_owned(), Entry { value, expires_at });
         self.after_write();
     }
 
@@ -413,8 +357,7 @@ impl MemoryStore {
         match self.shard(key).get(key) {
             Some(e) if e.live(now) => match e.expires_at {
                 None => -1,
-                Some(t) => i64::try_from(t.duration_since(now).as_secs_f64().ceil() as u64)
-                    .unwrap_or(i64::MAX),
+                Some(t) => i64::try_from(t.duration_since(now).as_secs_f64().ceil() as u64).unwrap_or(i64::MAX),
             },
             _ => -2,
         }
@@ -423,15 +366,9 @@ impl MemoryStore {
     fn incr(&self, key: &str, window_secs: i64) -> i64 {
         let now = Instant::now();
         let mut shard = self.shard(key);
-        let entry = shard.entry(key.to_owned()).or_insert_with(|| Entry {
-            value: "0".into(),
-            expires_at: None,
-        });
+        let entry = shard.entry(key.to_owned()).or_insert_with(|| Entry { value: "0".into(), expires_at: None });
         if !entry.live(now) {
-            *entry = Entry {
-                value: "0".into(),
-                expires_at: None,
-            };
+            *entry = Entry { value: "0".into(), expires_at: None };
         }
         let n = entry.value.parse::<i64>().unwrap_or(0) + 1;
         if n == 1 {
@@ -446,27 +383,17 @@ impl MemoryStore {
         let mut keys = Vec::new();
         for shard in self.shards.iter() {
             keys.extend(
-                lock(shard)
-                    .iter()
-                    .filter(|(k, e)| k.starts_with(prefix) && e.live(now))
-                    .map(|(k, _)| k.clone()),
+                lock(shard).iter().filter(|(k, e)| k.starts_with(prefix) && e.live(now)).map(|(k, _)| k.clone()),
             );
         }
         keys.sort();
         keys
     }
 
-    fn update<T>(
-        &self,
-        key: &str,
-        mut f: impl FnMut(Option<&str>) -> (Option<(String, i64)>, T),
-    ) -> T {
+    fn update<T>(&self, key: &str, mut f: impl FnMut(Option<&str>) -> (Option<(String, i64)>, T)) -> T {
         let now = Instant::now();
         let mut shard = self.shard(key);
-        let current = shard
-            .get(key)
-            .filter(|e| e.live(now))
-            .map(|e| e.value.as_str());
+        let current = shard.get(key).filter(|e| e.live(now)).map(|e| e.value.as_str());
         let (write, out) = f(current);
         if let Some((value, ttl)) = write {
             let expires_at = deadline(now, ttl);
@@ -478,7 +405,7 @@ impl MemoryStore {
     /// Expired entries nobody reads again are swept a shard at a time, every 256 writes.
     fn after_write(&self) {
         let n = self.writes.fetch_add(1, Ordering::Relaxed);
-        if n % 256 == 0 {
+        if n.is_multiple_of(256) {
             let now = Instant::now();
             lock(&self.shards[(n / 256) % SHARDS]).retain(|_, e| e.live(now));
         }
