@@ -21,19 +21,20 @@ pub fn find_key<'a>(auth: &AuthConfig, headers: &'a HeaderMap, query: Option<&'a
         key = Some(Cow::Borrowed(v));
     }
     let key = key?;
-    let trimmed = strip_bearer(key.trim());
-    if trimmed.is_empty() {
+    if strip_bearer(&key).is_empty() {
         return None;
     }
     Some(match key {
-        Cow::Borrowed(b) => Cow::Borrowed(strip_bearer(b.trim())),
-        Cow::Owned(o) => Cow::Owned(strip_bearer(o.trim()).to_owned()),
+        Cow::Borrowed(b) => Cow::Borrowed(strip_bearer(b)),
+        Cow::Owned(o) => Cow::Owned(strip_bearer(&o).to_owned()),
     })
 }
 
+/// `Bearer <key>` (any case) to `<key>`, trimmed; a bare `Bearer` leaves nothing.
 fn strip_bearer(v: &str) -> &str {
-    match v.get(..7) {
-        Some(p) if p.eq_ignore_ascii_case("bearer ") => v[7..].trim_start(),
+    let v = v.trim();
+    match v.get(..6) {
+        Some(p) if p.eq_ignore_ascii_case("bearer") && (v.len() == 6 || v.as_bytes()[6] == b' ') => v[6..].trim(),
         _ => v,
     }
 }
