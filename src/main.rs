@@ -47,9 +47,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { config } => run::run(&config),
-        Command::Validate { config } => match moongate_config::load(&config) {
-            Ok(snapshot) => {
-                println!("{}: valid ({} APIs)", config.display(), snapshot.apis.len());
+        Command::Validate { config } => match moongate_proxy::Generation::load(&config, 0) {
+            Ok(generation) => {
+                println!("{}: valid ({} APIs)", config.display(), generation.apis.len());
                 ExitCode::SUCCESS
             }
             Err(errors) => {

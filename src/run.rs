@@ -9,7 +9,6 @@ use std::thread::JoinHandle;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
-use moongate_config::Snapshot;
 use moongate_proxy::{Generation, GenerationHandle, Worker, bind_reuseport, serve};
 use moongate_session::{KeyScheme, SessionStore, StoreSpec};
 use tokio::sync::watch;
@@ -17,8 +16,8 @@ use tokio::sync::watch;
 use crate::{admin, logging};
 
 pub fn run(config: &Path) -> ExitCode {
-    let snapshot = match moongate_config::load(config) {
-        Ok(s) => s,
+    let generation = match Generation::load(config, 1) {
+        Ok(g) => g,
         Err(errors) => {
             for e in &errors.0 {
                 eprintln!("{e}");
@@ -27,11 +26,11 @@ pub fn run(config: &Path) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if let Err(e) = logging::init(&snapshot.gateway.log) {
+    if let Err(e) = logging::init(&generation.gateway.log) {
         eprintln!("moongate: {e:#}");
         return ExitCode::from(1);
     }
-    match start(snapshot) {
+    match start(generation) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "Moongate failed.");
@@ -41,12 +40,12 @@ pub fn run(config: &Path) -> ExitCode {
     }
 }
 
-fn start(snapshot: Snapshot) -> anyhow::Result<()> {
-    let gw = snapshot.gateway.clone();
+fn start(generation: Generation) -> anyhow::Result<()> {
+    let gw = generation.gateway.clone();
     let spec = StoreSpec::from_config(&gw.storage)?;
     let scheme = KeyScheme { hash_keys: gw.hash_keys };
-    let api_count = snapshot.apis.len();
-    let generation: GenerationHandle = Arc::new(ArcSwap::from_pointee(Generation::new(1, snapshot)));
+    let api_count = generation.apis.len();
+    let generation: GenerationHandle = Arc::new(ArcSwap::from_pointee(generation));
     let (stop_tx, stop_rx) = watch::channel(false);
 
     // Bind every listener before starting anything, so a port in use fails the start cleanly.

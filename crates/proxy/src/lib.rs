@@ -15,8 +15,12 @@ mod upstream;
 
 use std::sync::Arc;
 
+use std::path::Path;
+use std::sync::Mutex;
+
 use arc_swap::ArcSwap;
-use moongate_config::{ApiDefinition, GatewayConfig, Snapshot};
+use moongate_config::{ApiDefinition, ConfigError, ConfigErrors, GatewayConfig, Snapshot};
+use moongate_scripting::{HookRuntime, ScriptSet, Services};
 use moongate_session::{ApiLifetime, SessionStore};
 
 pub use respond::{Body, GatewayError, error_response};
@@ -32,12 +36,26 @@ pub struct Generation {
     pub gateway: Arc<GatewayConfig>,
     pub apis: Vec<Arc<ApiDefinition>>,
     pub router: Router,
+    /// Every script the APIs use, read and checked.
+    pub scripts: Arc<ScriptSet>,
 }
 
 impl Generation {
-    pub fn new(id: u64, snapshot: Snapshot) -> Self {
+    /// Reads and checks everything (`gateway.yaml`, API files, scripts): the one loader behind
+    /// start-up, `moongate validate` and reloads.
+    pub fn load(gateway_file: &Path, id: u64) -> Result<Self, ConfigErrors> {
+        Self::build(id, moongate_config::load(gateway_file)?)
+    }
+
+    pub fn build(id: u64, snapshot: Snapshot) -> Result<Self, ConfigErrors> {
+        let gw = &snapshot.gateway;
+        let scripts = ScriptSet::load(&snapshot.apis, gw.hooks, gw.lifetime).map_err(|errors| {
+            ConfigErrors(
+                errors.into_iter().map(|e| ConfigError::new(e.file, e.line.map(|l| (l, 0)), e.message)).collect(),
+            )
+        })?;
         let router = Router::new(&snapshot.apis);
-        Self { id, gateway: snapshot.gateway, apis: snapshot.apis, router }
+        Ok(Self { id, gateway: snapshot.gateway, apis: snapshot.apis, router, scripts: Arc::new(scripts) })
     }
 
     pub fn api(&self, api_id: &str) -> Option<&Arc<ApiDefinition>> {
@@ -61,12 +79,35 @@ pub struct Worker {
     generation: GenerationHandle,
     sessions: SessionStore,
     client: UpstreamClient,
+    services: Arc<Services>,
+    /// This worker's Lua state for the generation it was built for.
+    hooks: Mutex<Option<(u64, Arc<HookRuntime>)>>,
 }
 
 impl Worker {
     /// Must be called inside the worker's runtime (the upstream pool spawns its tasks there).
     pub fn new(generation: GenerationHandle, sessions: SessionStore) -> Self {
         let client = upstream::client(&generation.load().gateway.upstream);
-        Self { generation, sessions, client }
+        let services = Arc::new(Services::new(sessions.clone()));
+        Self { generation, sessions, client, services, hooks: Mutex::new(None) }
+    }
+
+    /// The hook runtime of `generation`, built on first use after a reload, or again after a hook
+    /// left its state unusable. Requests still running on an older one keep it alive until they end.
+    fn hook_runtime(&self, generation: &Generation) -> Result<Arc<HookRuntime>, GatewayError> {
+        let mut slot = self.hooks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((id, rt)) = &*slot
+            && *id == generation.id
+            && !rt.is_poisoned()
+        {
+            return Ok(rt.clone());
+        }
+        let rt =
+            HookRuntime::new(&generation.scripts, &generation.apis, Some(self.services.clone())).map_err(|errors| {
+                GatewayError::Internal(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+            })?;
+        let rt = Arc::new(rt);
+        *slot = Some((generation.id, rt.clone()));
+        Ok(rt)
     }
 }

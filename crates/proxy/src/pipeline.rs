@@ -5,15 +5,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, Uri, Version};
-use http_body_util::Either;
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use moongate_config::ApiDefinition;
-use moongate_session::{Denial, SESSION_PREFIX, Session, key_hint, unix_now};
+use moongate_scripting::{BodyState, Phase, RequestView, ResponseView};
+use moongate_session::{ApiLifetime, Denial, SESSION_PREFIX, Session, key_hint, unix_now};
 
 use crate::auth::{find_key, remove_cookie, remove_query_param};
-use crate::respond::{Body, GatewayError};
+use crate::respond::{Body, GatewayError, override_response};
 use crate::router::strip_listen_path;
 use crate::upstream::strip_hop_by_hop;
 use crate::{Generation, Worker};
@@ -58,37 +60,177 @@ impl Worker {
         req: Request<Incoming>,
         remote: SocketAddr,
     ) -> Result<Response<Body>, GatewayError> {
-        let (mut parts, body) = req.into_parts();
+        let (mut parts, incoming) = req.into_parts();
+        let mw = &api.middleware;
+        let hooks = if mw.is_empty() { None } else { Some(self.hook_runtime(generation)?) };
+        let mut incoming = Some(incoming);
+        let mut body = BodyState::Stream;
+        if hooks.is_some() && mw.all().any(|h| generation.scripts.needs_body(h)) {
+            let limit = generation.gateway.hooks.max_body_bytes;
+            let stream = incoming.take().map(|b| Limited::new(b, usize::try_from(limit).unwrap_or(usize::MAX)));
+            let bytes = match stream {
+                Some(s) => s.collect().await.map_err(|_| GatewayError::BodyTooLarge(limit))?.to_bytes(),
+                None => Bytes::new(),
+            };
+            body = BodyState::Buffered(bytes);
+        }
+
+        // 2. `pre` hooks, for keyless APIs too, with an empty session.
+        if let Some(rt) = &hooks {
+            for hook in &mw.pre {
+                let mut view = RequestView { parts: &mut parts, body: &mut body };
+                let out = rt.run_request(Phase::Pre, hook, api, &mut view, None).await?;
+                if let Some(o) = out.overrides {
+                    return Ok(override_response(&o));
+                }
+            }
+        }
+
+        // 3-5. Auth (custom hook or token), `post_key_auth` hooks, then Tyk's session checks.
+        let mut session: Option<KeySession> = None;
         if !api.keyless {
-            let key =
-                find_key(&api.auth, &parts.headers, parts.uri.query()).ok_or(GatewayError::AuthMissing)?.into_owned();
-            let key_id = self.sessions.scheme().key_id(&key);
-            let session = self
-                .sessions
-                .get_by_storage_key(&format!("{SESSION_PREFIX}{key_id}"))
-                .await?
-                .ok_or(GatewayError::KeyNotFound)?;
-            session.check(&api.api_id, unix_now()).map_err(|d| match d {
+            let mut found = match (&hooks, &mw.auth_check) {
+                (Some(rt), Some(hook)) => {
+                    let mut view = RequestView { parts: &mut parts, body: &mut body };
+                    let out = rt.run_request(Phase::AuthCheck, hook, api, &mut view, None).await?;
+                    if let Some(o) = out.overrides {
+                        return Ok(override_response(&o));
+                    }
+                    let auth = out.auth.ok_or(GatewayError::CustomAuthDenied)?;
+                    let key_id = auth.key.as_deref().map(|k| self.sessions.scheme().key_id(k));
+                    // Tyk keeps the session a custom auth hook built under its `AuthValue`.
+                    KeySession { dirty: key_id.is_some(), key_id, session: auth.session }
+                }
+                _ => self.token_session(api, &parts).await?,
+            };
+            if let Some(rt) = &hooks {
+                for hook in &mw.post_key_auth {
+                    let mut view = RequestView { parts: &mut parts, body: &mut body };
+                    let visible = hook.require_session.then_some(&found.session);
+                    let out = rt.run_request(Phase::PostKeyAuth, hook, api, &mut view, visible).await?;
+                    if hook.require_session {
+                        found.apply_meta(out.meta);
+                    }
+                    if let Some(o) = out.overrides {
+                        return Ok(override_response(&o));
+                    }
+                }
+            }
+            found.session.check(&api.api_id, unix_now()).map_err(|d| match d {
                 Denial::Inactive => GatewayError::KeyInactive,
                 Denial::Expired => GatewayError::KeyExpired,
                 Denial::NoAccess => GatewayError::NoAccess,
             })?;
-            self.enforce_limits(&key_id, &session).await?;
-            tracing::debug!(api_id = %api.api_id, key = %key_hint(&key), "Key accepted.");
+            if let Some(key_id) = &found.key_id {
+                self.enforce_limits(key_id, &found.session).await?;
+            }
             if api.strip_auth_data {
                 strip_auth_data(api, &mut parts);
             }
+            session = Some(found);
         }
-        let upstream_req = upstream_request(api, parts, Either::Left(body), remote)?;
-        let timeout = generation.gateway.upstream.timeout;
-        match tokio::time::timeout(timeout, self.client.request(upstream_req)).await {
-            Err(_) => Err(GatewayError::UpstreamTimeout(timeout.as_millis())),
-            Ok(Err(e)) => Err(GatewayError::UpstreamUnreachable(error_chain(&e))),
-            Ok(Ok(resp)) => {
-                let (mut parts, body) = resp.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
-                Ok(Response::from_parts(parts, Either::Left(body)))
+
+        // 6. `post` hooks: the session only with `require_session`.
+        if let Some(rt) = &hooks {
+            for hook in &mw.post {
+                let mut view = RequestView { parts: &mut parts, body: &mut body };
+                let visible = session.as_ref().filter(|_| hook.require_session).map(|s| &s.session);
+                let out = rt.run_request(Phase::Post, hook, api, &mut view, visible).await?;
+                if hook.require_session
+                    && let Some(s) = session.as_mut()
+                {
+                    s.apply_meta(out.meta);
+                }
+                if let Some(o) = out.overrides {
+                    self.save_session(generation, api, session.as_ref()).await;
+                    return Ok(override_response(&o));
+                }
             }
+        }
+
+        // 7. The upstream.
+        let mut request_copy = (!mw.response.is_empty()).then(|| copy_parts(&parts));
+        let upstream_body: Body = match body {
+            BodyState::Buffered(b) => Either::Right(Full::new(b)),
+            BodyState::Stream => match incoming {
+                Some(i) => Either::Left(i),
+                None => Either::Right(Full::default()),
+            },
+        };
+        let upstream_req = upstream_request(api, parts, upstream_body, remote)?;
+        let timeout = generation.gateway.upstream.timeout;
+        let resp = match tokio::time::timeout(timeout, self.client.request(upstream_req)).await {
+            Err(_) => return Err(GatewayError::UpstreamTimeout(timeout.as_millis())),
+            Ok(Err(e)) => return Err(GatewayError::UpstreamUnreachable(error_chain(&e))),
+            Ok(Ok(resp)) => resp,
+        };
+        let (mut resp_parts, resp_body) = resp.into_parts();
+        strip_hop_by_hop(&mut resp_parts.headers);
+
+        // 8. `response` hooks see the whole upstream body.
+        let resp = match (&hooks, request_copy.as_mut()) {
+            (Some(rt), Some(req_parts)) => {
+                let limit = generation.gateway.hooks.max_body_bytes;
+                let mut bytes = Limited::new(resp_body, usize::try_from(limit).unwrap_or(usize::MAX))
+                    .collect()
+                    .await
+                    .map_err(|e| {
+                        GatewayError::UpstreamUnreachable(format!("reading the response for response hooks: {e}"))
+                    })?
+                    .to_bytes();
+                let mut status = resp_parts.status;
+                let mut req_body = BodyState::Stream;
+                for hook in &mw.response {
+                    let mut view =
+                        ResponseView { status: &mut status, headers: &mut resp_parts.headers, body: &mut bytes };
+                    let mut req_view = RequestView { parts: req_parts, body: &mut req_body };
+                    let visible = session.as_ref().map(|s| &s.session);
+                    let out = rt.run_response(hook, api, &mut view, &mut req_view, visible).await?;
+                    if hook.require_session
+                        && let Some(s) = session.as_mut()
+                    {
+                        s.apply_meta(out.meta);
+                    }
+                }
+                resp_parts.status = status;
+                resp_parts.headers.remove(header::TRANSFER_ENCODING);
+                resp_parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                Response::from_parts(resp_parts, Either::Right(Full::new(bytes)))
+            }
+            _ => Response::from_parts(resp_parts, Either::Left(resp_body)),
+        };
+        self.save_session(generation, api, session.as_ref()).await;
+        Ok(resp)
+    }
+
+    /// Token auth: the key from header, parameter or cookie, and its stored session.
+    async fn token_session(
+        &self,
+        api: &ApiDefinition,
+        parts: &http::request::Parts,
+    ) -> Result<KeySession, GatewayError> {
+        let key = find_key(&api.auth, &parts.headers, parts.uri.query()).ok_or(GatewayError::AuthMissing)?;
+        let key_id = self.sessions.scheme().key_id(&key);
+        let session = self
+            .sessions
+            .get_by_storage_key(&format!("{SESSION_PREFIX}{key_id}"))
+            .await?
+            .ok_or(GatewayError::KeyNotFound)?;
+        tracing::debug!(api_id = %api.api_id, key = %key_hint(&key), "Key found.");
+        Ok(KeySession { key_id: Some(key_id), session, dirty: false })
+    }
+
+    /// Writes back a session that hooks changed (or a custom auth hook created), with the API's
+    /// lifetime as its TTL. A failure is logged: the response is already decided.
+    async fn save_session(&self, generation: &Generation, api: &ApiDefinition, session: Option<&KeySession>) {
+        let Some(KeySession { key_id: Some(key_id), session, dirty: true }) = session else { return };
+        let lifetime = ApiLifetime {
+            session_lifetime: api.session_lifetime,
+            respects_key_expiration: api.session_lifetime_respects_key_expiration,
+        };
+        let ttl = session.lifetime(lifetime, &generation.gateway.lifetime, unix_now());
+        if let Err(e) = self.sessions.store().set(&format!("{SESSION_PREFIX}{key_id}"), &session.to_json(), ttl).await {
+            tracing::warn!(api_id = %api.api_id, error = %e, "Could not save the session changed by hooks.");
         }
     }
 
@@ -110,6 +252,36 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// The session of the request's key, and whether hooks changed it.
+struct KeySession {
+    /// The key's id in the store (hash or key); `None` for a custom auth session without `AuthValue`.
+    key_id: Option<String>,
+    session: Session,
+    dirty: bool,
+}
+
+impl KeySession {
+    /// Meta returned by a hook replaces `meta_data` wholesale (Tyk); a change is saved at the end.
+    fn apply_meta(&mut self, meta: Option<serde_json::Map<String, serde_json::Value>>) {
+        if let Some(meta) = meta
+            && meta != self.session.meta_data
+        {
+            self.session.meta_data = meta;
+            self.dirty = true;
+        }
+    }
+}
+
+/// What response hooks see of the request: its head, as it was sent upstream.
+fn copy_parts(parts: &http::request::Parts) -> http::request::Parts {
+    let (mut copy, ()) = Request::new(()).into_parts();
+    copy.method = parts.method.clone();
+    copy.uri = parts.uri.clone();
+    copy.version = parts.version;
+    copy.headers = parts.headers.clone();
+    copy
 }
 
 fn strip_auth_data(api: &ApiDefinition, parts: &mut http::request::Parts) {

@@ -5,6 +5,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use moongate_scripting::{HookError, Overrides};
 use moongate_session::StoreError;
 
 /// Bodies in both directions: streamed from a peer, or made here.
@@ -37,6 +38,12 @@ pub enum GatewayError {
     UpstreamTimeout(u128),
     #[error("bad request: {0}")]
     BadRequest(String),
+    #[error(transparent)]
+    Hook(#[from] HookError),
+    #[error("the custom auth hook returned no session")]
+    CustomAuthDenied,
+    #[error("request body larger than {0} bytes")]
+    BodyTooLarge(u64),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -58,6 +65,11 @@ impl GatewayError {
             UpstreamUnreachable(_) => (StatusCode::BAD_GATEWAY, "There was a problem proxying the request"),
             UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "Upstream service did not respond in time"),
             BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad Request"),
+            Hook(HookError::BodyTooLarge { .. }) | BodyTooLarge(_) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large")
+            }
+            Hook(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
+            CustomAuthDenied => (StatusCode::FORBIDDEN, "Key not authorised"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
         }
     }
@@ -74,6 +86,20 @@ pub fn error_response(status: StatusCode, message: &str) -> Response<Body> {
     let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
     *resp.status_mut() = status;
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// The response a hook asked for with `ReturnOverrides` (Tyk's rules: `ResponseError` replaces
+/// `ResponseBody`; >= 400 without `OverrideError` is the JSON error template).
+pub fn override_response(o: &Overrides) -> Response<Body> {
+    let status = StatusCode::from_u16(o.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp =
+        if o.wraps_error() { error_response(status, o.message()) } else { full(status, o.message().to_owned()) };
+    for (k, v) in &o.headers {
+        if let (Ok(k), Ok(v)) = (http::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+            resp.headers_mut().insert(k, v);
+        }
+    }
     resp
 }
 
