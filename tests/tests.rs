@@ -13,6 +13,8 @@ mod sessions;
 mod admin;
 // Proxying: routing, path stripping, headers, bodies, upstream failures, limits.
 mod proxy;
+// Lua hooks: every phase and Tyk JSVM behaviour, limits, sandbox, the example scripts.
+mod hooks;
 // Redis going away and coming back while the gateway runs.
 mod redis_outage;
 // `moongate validate` and start-up with broken configuration.

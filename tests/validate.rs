@@ -6,6 +6,7 @@ fn write_config(dir: &std::path::Path, apis: &[(&str, &str)]) -> std::path::Path
     std::fs::create_dir_all(dir.join("apis")).unwrap();
     let gateway = dir.join("gateway.yaml");
     std::fs::write(&gateway, "listen: \"127.0.0.1:0\"\napis_dir: apis\nscripts_dir: scripts\n").unwrap();
+    std::fs::create_dir_all(dir.join("scripts")).unwrap();
     for (file, text) in apis {
         std::fs::write(dir.join("apis").join(file), text).unwrap();
     }
@@ -89,4 +90,52 @@ fn broken_gateway_yaml_and_env_overrides() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "redis without a URL");
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs storage.redis_url"));
+}
+
+#[test]
+fn broken_scripts_are_reported_with_script_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("scripts/nested")).unwrap();
+    std::fs::write(dir.path().join("scripts/nested/syntax.lua"), "x = 1\n\nlocal function f(\n  return 2\nend\n")
+        .unwrap();
+    std::fs::write(dir.path().join("scripts/missing.lua"), "local unused = 1\n").unwrap();
+    std::fs::write(dir.path().join("scripts/never.lua"), "never = TykJS.TykMiddleware.NewMiddleware({})\n").unwrap();
+    std::fs::write(dir.path().join("scripts/throws.lua"), "local a = 1\nerror('at load')\n").unwrap();
+    let hooks = |name: &str, file: &str| {
+        format!(
+            "api_id: {name}\nproxy:\n  listen_path: /{name}/\n  target_url: \"http://127.0.0.1:9\"\ncustom_middleware:\n  pre:\n    - {{ name: {name}, path: {file} }}\n"
+        )
+    };
+    let config = write_config(
+        dir.path(),
+        &[
+            ("a.yaml", &hooks("syntax", "nested/syntax.lua")),
+            ("b.yaml", &hooks("missing", "missing.lua")),
+            ("c.yaml", &hooks("never", "never.lua")),
+            ("d.yaml", &hooks("throws", "throws.lua")),
+            ("e.yaml", &hooks("absent", "absent.lua")),
+        ],
+    );
+    let out = Command::new(BIN).args(["validate", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // A missing file is a YAML-level error (the API file names it), found before scripts load.
+    assert!(stderr.contains("e.yaml:7:") && stderr.contains("absent.lua") && stderr.contains("not found"), "{stderr}");
+
+    std::fs::remove_file(dir.path().join("apis/e.yaml")).unwrap();
+    let out = Command::new(BIN).args(["validate", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("nested/syntax.lua:4: ") && stderr.contains("near 'return'"), "{stderr}");
+    assert!(stderr.contains("missing.lua: `missing` is not defined"), "{stderr}");
+    assert!(stderr.contains("never.lua: `never` never called NewProcessRequest"), "{stderr}");
+    assert!(stderr.contains("throws.lua:2: at load"), "{stderr}");
+}
+
+/// The example configuration that `make run` uses, with its scripts, is valid.
+#[test]
+fn shipped_example_is_valid() {
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/gateway.yaml");
+    let out = Command::new(BIN).args(["validate", "--config"]).arg(&config).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

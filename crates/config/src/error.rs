@@ -21,6 +21,8 @@ impl ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.position {
+            // Column 0: a position known only to the line (Lua reports no column).
+            Some((line, 0)) => write!(f, "{}:{line}: {}", self.file.display(), self.message),
             Some((line, col)) => {
                 write!(f, "{}:{line}:{col}: {}", self.file.display(), self.message)
             }

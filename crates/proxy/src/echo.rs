@@ -1,6 +1,7 @@
 //! A small upstream that answers every request with a JSON description of it, for the quick start
 //! (`moongate echo`) and the tests. Query parameters `echo_status=NNN` and `echo_delay_ms=N` set the
-//! status and delay the answer; `GET /__echo` answers the `x-internal-authorization` header alone.
+//! status and delay the answer, `echo_header=Name:Value` (repeatable) adds a response header;
+//! `GET /__echo` answers the `x-internal-authorization` header alone.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -66,6 +67,15 @@ async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
     });
     let mut resp = Response::new(Full::new(Bytes::from(out.to_string())));
     *resp.status_mut() = status;
+    for pair in query.split('&').filter_map(|p| p.strip_prefix("echo_header=")) {
+        let pair = crate::percent_decode(pair);
+        if let Some((k, v)) = pair.split_once(':')
+            && let (Ok(k), Ok(v)) =
+                (header::HeaderName::from_bytes(k.trim().as_bytes()), header::HeaderValue::from_str(v.trim()))
+        {
+            resp.headers_mut().append(k, v);
+        }
+    }
     resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     Ok(resp)
 }
