@@ -413,3 +413,22 @@ end
     );
     assert_eq!(gw.admin("GET", "/tyk/keys/made-by-lua", "").await.json()["alias"], "from-lua");
 }
+
+/// A hook over the state's memory limit fails with 500; the state is replaced and serving goes on.
+#[tokio::test]
+async fn memory_limit() {
+    let hog = "return function(request)\n  if request.Params['hog'] then\n    local t = {}\n    for i = 1, 1e8 do t[i] = string.rep('x', 1024) .. i end\n  end\n  request.SetHeaders['X-Ok'] = 'yes'\n  return request\nend\n";
+    let env = Env::start(Backend::Memory, |b, up| {
+        hooked(b, up, "hog", "use_keyless: true", &pre("hog", "hog.lua"))
+            .script("hog.lua", hog)
+            .setting("hooks: { memory_limit_mb: 16, timeout_ms: 5000 }")
+            .workers(1)
+    });
+    let r = request("GET", &env.gw.url("/hog/?hog=1"), &[], "").await;
+    assert_eq!(r.status, 500);
+    assert!(env.gw.logs().contains("ran out of memory"), "{}", env.gw.logs());
+    for _ in 0..3 {
+        let r = request("GET", &env.gw.url("/hog/"), &[], "").await;
+        assert_eq!(r.json()["headers"]["x-ok"], "yes");
+    }
+}
