@@ -19,7 +19,9 @@ use moongate_session::{
 };
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::control::{Outcome, ReloadRequest, SharedStatus, Source};
 
 type Resp = Response<Full<Bytes>>;
 
@@ -38,6 +40,8 @@ const MAX_BODY: usize = 1 << 20;
 pub struct Admin {
     generation: GenerationHandle,
     sessions: SessionStore,
+    reload: mpsc::Sender<ReloadRequest>,
+    status: SharedStatus,
 }
 
 pub async fn serve(listener: TcpListener, admin: Arc<Admin>, mut stop: watch::Receiver<bool>) {
@@ -63,8 +67,13 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>, mut stop: watch::Re
 }
 
 impl Admin {
-    pub fn new(generation: GenerationHandle, sessions: SessionStore) -> Self {
-        Self { generation, sessions }
+    pub fn new(
+        generation: GenerationHandle,
+        sessions: SessionStore,
+        reload: mpsc::Sender<ReloadRequest>,
+        status: SharedStatus,
+    ) -> Self {
+        Self { generation, sessions, reload, status }
     }
 
     pub fn store_name(&self) -> &'static str {
@@ -105,6 +114,12 @@ impl Admin {
         let query = req.uri().query().unwrap_or("").to_owned();
         match (method, rest) {
             (&Method::POST, "/keys/create") => self.create(req, None).await,
+            (&Method::GET, "/reload" | "/reload/group") => self.reload(&query).await,
+            (&Method::GET, "/reload/status") => {
+                let generation = self.generation.load().id;
+                let body = self.status.lock().unwrap_or_else(|p| p.into_inner()).to_json(generation);
+                json_response(StatusCode::OK, &body)
+            }
             (&Method::GET, "/keys") => self.list(&query).await,
             (m, key_path) if key_path.starts_with("/keys/") => {
                 let key = percent_decode(&key_path["/keys/".len()..]).into_owned();
@@ -136,6 +151,25 @@ impl Admin {
             Ok(())
         } else {
             Err(Refusal(StatusCode::FORBIDDEN, "Attempted administrative access with invalid or missing key!"))
+        }
+    }
+
+    /// `GET /tyk/reload`: queue a reload and answer at once, as Tyk does; with `?block=true`, wait
+    /// and answer the outcome (400 with every error when the configuration was rejected).
+    async fn reload(&self, query: &str) -> Resp {
+        let block = query_flag(query, "block");
+        let (tx, rx) = oneshot::channel();
+        let request = ReloadRequest { source: Source::Admin, reply: block.then_some(tx) };
+        if self.reload.send(request).await.is_err() {
+            return status(StatusCode::SERVICE_UNAVAILABLE, "error", "The gateway is shutting down");
+        }
+        if !block {
+            return status(StatusCode::OK, "ok", "");
+        }
+        match rx.await {
+            Ok(outcome @ Outcome::Rejected { .. }) => json_response(StatusCode::BAD_REQUEST, &outcome.to_json()),
+            Ok(outcome) => json_response(StatusCode::OK, &outcome.to_json()),
+            Err(_) => status(StatusCode::SERVICE_UNAVAILABLE, "error", "The gateway is shutting down"),
         }
     }
 

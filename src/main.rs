@@ -5,6 +5,7 @@
 //! 3 the gateway could not start or failed while running (a port in use, for example).
 
 mod admin;
+mod control;
 mod logging;
 mod run;
 

@@ -13,6 +13,7 @@ use moongate_proxy::{Generation, GenerationHandle, Worker, bind_reuseport, serve
 use moongate_session::{KeyScheme, SessionStore, StoreSpec};
 use tokio::sync::watch;
 
+use crate::control::{self, ReloadRequest, Source};
 use crate::{admin, logging};
 
 pub fn run(config: &Path) -> ExitCode {
@@ -30,7 +31,7 @@ pub fn run(config: &Path) -> ExitCode {
         eprintln!("moongate: {e:#}");
         return ExitCode::from(1);
     }
-    match start(generation) {
+    match start(config, generation) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "Moongate failed.");
@@ -40,7 +41,7 @@ pub fn run(config: &Path) -> ExitCode {
     }
 }
 
-fn start(generation: Generation) -> anyhow::Result<()> {
+fn start(config: &Path, generation: Generation) -> anyhow::Result<()> {
     let gw = generation.gateway.clone();
     let spec = StoreSpec::from_config(&gw.storage)?;
     let scheme = KeyScheme { hash_keys: gw.hash_keys };
@@ -94,8 +95,28 @@ fn start(generation: Generation) -> anyhow::Result<()> {
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::channel::<ReloadRequest>(64);
+        let status = control::SharedStatus::default();
+        let control_task = tokio::spawn(control::run(config.to_path_buf(), generation.clone(), reload_rx, status.clone()));
+        // The watcher lives as long as this scope; dropping it stops it.
+        let _watch = if gw.watch.enabled {
+            let tx = reload_tx.clone();
+            let notify = move || {
+                // A full queue already holds a reload that will read these files.
+                let _ = tx.try_send(ReloadRequest { source: Source::Watcher, reply: None });
+            };
+            match moongate_config::watch(&moongate_config::WatchPaths::of(&gw), &gw.watch, notify) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Not watching the configuration; reload with SIGHUP or the admin API.");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let store = spec.open()?;
-        let admin = Arc::new(admin::Admin::new(generation.clone(), SessionStore::new(store, scheme)));
+        let admin = Arc::new(admin::Admin::new(generation.clone(), SessionStore::new(store, scheme), reload_tx.clone(), status));
         let admin_listener = tokio::net::TcpListener::from_std(admin_listener)?;
         tracing::info!(
             listen = %gw.listen,
@@ -103,20 +124,18 @@ fn start(generation: Generation) -> anyhow::Result<()> {
             workers = gw.workers,
             apis = api_count,
             store = admin.store_name(),
+            watch = if !gw.watch.enabled { "off" } else if gw.watch.poll_interval.is_some() { "polling" } else { "events" },
             "Moongate started."
         );
         if gw.admin_secret.is_none() {
             tracing::warn!("No admin secret is configured: the key endpoints of the admin API refuse every call.");
         }
         let admin_task = tokio::spawn(admin::serve(admin_listener, admin, stop_rx.clone()));
-        let signal = wait_for_signal().await?;
-        tracing::info!(
-            signal,
-            drain_ms = gw.shutdown_timeout.as_millis() as u64,
-            "Shutting down: draining in-flight requests."
-        );
+        let signal = wait_for_shutdown(&reload_tx).await?;
+        tracing::info!(signal, drain_ms = gw.shutdown_timeout.as_millis() as u64, "Shutting down: draining in-flight requests.");
         let _ = stop_tx.send(true);
         let _ = admin_task.await;
+        control_task.abort();
         anyhow::Ok(())
     })?;
     for t in threads {
@@ -128,12 +147,20 @@ fn start(generation: Generation) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<&'static str> {
+/// Serves SIGHUP (reload) until SIGTERM or SIGINT arrives.
+async fn wait_for_shutdown(reload: &tokio::sync::mpsc::Sender<ReloadRequest>) -> anyhow::Result<&'static str> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok("SIGTERM"),
+            _ = int.recv() => return Ok("SIGINT"),
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading the configuration.");
+                let _ = reload.send(ReloadRequest { source: Source::Signal, reply: None }).await;
+            }
+        }
+    }
 }

@@ -15,6 +15,8 @@ mod admin;
 mod proxy;
 // Lua hooks: every phase and Tyk JSVM behaviour, limits, sandbox, the example scripts.
 mod hooks;
+// Live reload: file edits, renames, symlink swaps, polling, SIGHUP and the admin API, under load.
+mod reload;
 // Redis going away and coming back while the gateway runs.
 mod redis_outage;
 // `moongate validate` and start-up with broken configuration.

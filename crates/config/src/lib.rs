@@ -8,6 +8,7 @@ mod env;
 mod error;
 pub mod raw;
 mod validate;
+mod watch;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,38 @@ use std::time::Duration;
 pub use env::{ENV_SETTINGS, EnvSetting};
 pub use error::{ConfigError, ConfigErrors};
 pub use validate::{load_apis, load_gateway, load_gateway_with_env};
+pub use watch::{ConfigWatch, WatchPaths, fingerprint, watch};
+
+impl GatewayConfig {
+    /// Settings that only take effect at start (sockets, threads, the store, logging, watching):
+    /// a reload keeps the running values and names each one that changed on disk.
+    pub fn keep_restart_only(&mut self, running: &GatewayConfig) -> Vec<String> {
+        let mut changed = Vec::new();
+        macro_rules! keep {
+            ($($field:ident).+, $name:literal) => {
+                if self.$($field).+ != running.$($field).+ {
+                    changed.push(format!("{}: {:?} -> {:?} (restart required)", $name, running.$($field).+, self.$($field).+));
+                    self.$($field).+ = running.$($field).+.clone();
+                }
+            };
+        }
+        keep!(listen, "listen");
+        keep!(workers, "workers");
+        keep!(admin_listen, "admin.listen");
+        keep!(storage, "storage");
+        keep!(apis_dir, "apis_dir");
+        keep!(scripts_dir, "scripts_dir");
+        keep!(hash_keys, "hash_keys");
+        keep!(watch, "watch");
+        keep!(log, "log");
+        keep!(upstream.connect_timeout, "upstream.connect_timeout_ms");
+        keep!(upstream.idle_timeout, "upstream.idle_timeout_ms");
+        keep!(upstream.max_idle_per_host, "upstream.max_idle_per_host");
+        keep!(header_read_timeout, "server.header_read_timeout_ms");
+        keep!(shutdown_timeout, "server.shutdown_timeout_ms");
+        changed
+    }
+}
 
 /// Everything one configuration generation is made of.
 #[derive(Debug, Clone)]

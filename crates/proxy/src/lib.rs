@@ -47,6 +47,16 @@ impl Generation {
         Self::build(id, moongate_config::load(gateway_file)?)
     }
 
+    /// Reads everything again for a reload. Settings that need a restart keep their running values;
+    /// the second value names each one that changed on disk.
+    pub fn reload(gateway_file: &Path, id: u64, running: &GatewayConfig) -> Result<(Self, Vec<String>), ConfigErrors> {
+        let mut gateway = moongate_config::load_gateway(gateway_file)?;
+        let restart_required = gateway.keep_restart_only(running);
+        let gateway = Arc::new(gateway);
+        let apis = moongate_config::load_apis(&gateway)?;
+        Ok((Self::build(id, Snapshot { gateway, apis })?, restart_required))
+    }
+
     pub fn build(id: u64, snapshot: Snapshot) -> Result<Self, ConfigErrors> {
         let gw = &snapshot.gateway;
         let scripts = ScriptSet::load(&snapshot.apis, gw.hooks, gw.lifetime).map_err(|errors| {

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 /// The admin secret of every test gateway.
 pub const SECRET: &str = "test-secret";
 
+/// Something done to the configuration directory before the gateway starts.
+type Prepare = Box<dyn FnOnce(&Path)>;
+
 pub struct GatewayBuilder {
     bin: PathBuf,
     settings: Vec<String>,
@@ -16,9 +19,16 @@ pub struct GatewayBuilder {
     env: Vec<(String, String)>,
     workers: usize,
     secret: Option<String>,
+    prepare: Vec<Prepare>,
 }
 
 impl GatewayBuilder {
+    /// Runs `f` on the configuration directory before the gateway starts (custom layouts).
+    pub fn prepare(mut self, f: impl FnOnce(&Path) + 'static) -> Self {
+        self.prepare.push(Box::new(f));
+        self
+    }
+
     /// Extra `gateway.yaml` lines (top-level settings not written by the builder).
     pub fn setting(mut self, yaml: &str) -> Self {
         self.settings.push(yaml.to_owned());
@@ -73,12 +83,17 @@ impl GatewayBuilder {
             }
             std::fs::write(path, text).expect("write script");
         }
+        for f in self.prepare {
+            f(&root);
+        }
         let addr: SocketAddr = ([127, 0, 0, 1], crate::free_port()).into();
         let admin: SocketAddr = ([127, 0, 0, 1], crate::free_port()).into();
+        let own_apis_dir = self.settings.iter().any(|s| s.starts_with("apis_dir:"));
         let mut yaml = format!(
-            "listen: \"{addr}\"\nworkers: {}\nadmin:\n  listen: \"{admin}\"\n{}apis_dir: apis\nscripts_dir: scripts\nlog: {{ format: json, level: \"info,moongate=debug\" }}\n",
+            "listen: \"{addr}\"\nworkers: {}\nadmin:\n  listen: \"{admin}\"\n{}{}scripts_dir: scripts\nlog: {{ format: json, level: \"info,moongate=debug\" }}\n",
             self.workers,
             self.secret.as_ref().map(|s| format!("  secret: \"{s}\"\n")).unwrap_or_default(),
+            if own_apis_dir { "" } else { "apis_dir: apis\n" },
         );
         for s in &self.settings {
             yaml.push_str(s);
@@ -112,6 +127,7 @@ impl Gateway {
             env: Vec::new(),
             workers: 2,
             secret: Some(SECRET.to_owned()),
+            prepare: Vec::new(),
         }
     }
 
@@ -152,6 +168,10 @@ impl Gateway {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    pub fn config_file(&self) -> &Path {
+        &self.config
     }
 
     pub fn log_path(&self) -> PathBuf {

@@ -66,3 +66,33 @@ pub async fn raw_request(addr: &str, bytes: &[u8]) -> String {
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// One keep-alive connection that sends requests one after another, as a load client does.
+pub struct KeepAlive {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    authority: String,
+}
+
+impl KeepAlive {
+    pub async fn connect(addr: &str) -> Result<Self, String> {
+        let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        Ok(Self { sender, authority: addr.to_owned() })
+    }
+
+    /// A GET on this connection; any failure (connection closed, bad status line) is an error.
+    pub async fn get(&mut self, path: &str) -> Result<Resp, String> {
+        self.sender.ready().await.map_err(|e| e.to_string())?;
+        let req = Request::get(path)
+            .header("host", &self.authority)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| e.to_string())?;
+        let resp = self.sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok(Resp { status, headers, body: String::from_utf8_lossy(&body).into_owned() })
+    }
+}

@@ -12,7 +12,16 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 pub use gateway::{Gateway, GatewayBuilder};
-pub use http::{Resp, raw_request, request, send};
+pub use http::{KeepAlive, Resp, raw_request, request, send};
+
+/// Replaces a file the way editors and `sed -i` do: write a temporary file beside it, then rename
+/// it over the old one.
+pub fn write_atomic(path: &std::path::Path, content: &str) {
+    let name = path.file_name().and_then(|n| n.to_str()).expect("file name");
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, content).expect("write temp file");
+    std::fs::rename(&tmp, path).expect("rename over");
+}
 pub use redis_server::Redis;
 
 /// A loopback port that was free a moment ago.
