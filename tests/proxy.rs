@@ -4,7 +4,7 @@ use serde_json::json;
 use crate::common::{Backend, Env, api};
 
 fn open_apis(b: moongate_testkit::GatewayBuilder, up: &str) -> moongate_testkit::GatewayBuilder {
-    b.api("open.yaml", &api("open", "/open/", up, "use_keyless: true"))
+    b.api("open.yaml", &api("open", "/open/", up, "use_keyless: true\nglobal_headers: { x-gateway: moongate }\nglobal_headers_remove: [x-drop]"))
         .api(
             "raw.yaml",
             &format!(
@@ -26,6 +26,10 @@ async fn routing_paths_and_headers() {
     assert_eq!(seen["query"], "x=1&y=%20", "query kept as sent");
     assert_eq!(seen["headers"]["host"], env.upstream.addr.to_string(), "Host from the target");
     assert_eq!(seen["headers"]["x-forwarded-for"], "127.0.0.1");
+    let r = request("GET", &gw.url("/open/g"), &[("x-drop", "1"), ("x-gateway", "spoofed")], "").await;
+    let headers = &r.json()["headers"];
+    assert_eq!(headers["x-gateway"], "moongate", "global_headers set");
+    assert!(headers.get("x-drop").is_none(), "global_headers_remove");
 
     // Longest prefix wins; the target's path is kept; Host preserved.
     let r = request("GET", &gw.url("/open/raw/c"), &[], "").await;

@@ -161,6 +161,9 @@ pub struct ApiDefinition {
     /// `None` when `config_data_disabled`.
     pub config_data: Option<serde_json::Value>,
     pub middleware: Middleware,
+    /// Set on every upstream request, after `global_headers_remove`.
+    pub global_headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub global_headers_remove: Vec<http::HeaderName>,
 }
 
 /// Where a token is read from, in Tyk's precedence: header, then a non-empty query parameter, then a

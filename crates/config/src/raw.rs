@@ -284,6 +284,12 @@ pub struct RawApi {
     pub config_data_disabled: bool,
     #[serde(default)]
     pub custom_middleware: RawMiddleware,
+    /// Headers set on every request sent upstream (Tyk's `global_headers`).
+    #[serde(default)]
+    pub global_headers: std::collections::BTreeMap<String, String>,
+    /// Headers removed from every request sent upstream (Tyk's `global_headers_remove`).
+    #[serde(default)]
+    pub global_headers_remove: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -261,6 +261,22 @@ fn api_from_raw(
         );
     }
 
+    let mut global_headers = Vec::new();
+    for (name, value) in &raw.global_headers {
+        match (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_str(value)) {
+            (Ok(n), Ok(v)) => global_headers.push((n, v)),
+            _ => err("global_headers", format!("global_headers: `{name}: {value}` is not a valid header")),
+        }
+    }
+    let mut global_headers_remove = Vec::new();
+    for name in &raw.global_headers_remove {
+        match http::HeaderName::from_bytes(name.as_bytes()) {
+            Ok(n) => global_headers_remove.push(n),
+            Err(_) => {
+                err("global_headers_remove", format!("global_headers_remove: `{name}` is not a valid header name"))
+            }
+        }
+    }
     let scripts_dir = &gateway.scripts_dir;
     let mut hook = |h: &RawHook, phase: &str| -> Option<HookSpec> {
         if h.disabled {
@@ -318,6 +334,8 @@ fn api_from_raw(
             session_lifetime_respects_key_expiration: raw.session_lifetime_respects_key_expiration,
             config_data: (!raw.config_data_disabled).then_some(serde_json::Value::Object(raw.config_data)),
             middleware,
+            global_headers,
+            global_headers_remove,
         }),
         _ => Err(errors),
     }

@@ -331,6 +331,12 @@ pub(crate) fn upstream_request(
         // The client adds Host from the target URL when none is set.
         parts.headers.remove(header::HOST);
     }
+    for name in &api.global_headers_remove {
+        parts.headers.remove(name);
+    }
+    for (name, value) in &api.global_headers {
+        parts.headers.insert(name.clone(), value.clone());
+    }
     let ip = remote.ip().to_string();
     let xff = match parts.headers.get("x-forwarded-for") {
         Some(prev) => format!("{}, {ip}", prev.to_str().unwrap_or_default()),
