@@ -65,7 +65,7 @@ impl Worker {
         let hooks = if mw.is_empty() { None } else { Some(self.hook_runtime(generation)?) };
         let mut incoming = Some(incoming);
         let mut body = BodyState::Stream;
-        if hooks.is_some() && mw.all().any(|h| generation.scripts.needs_body(h)) {
+        if hooks.is_some() && generation.scripts.needs_body(&api.api_id) {
             let limit = generation.gateway.hooks.max_body_bytes;
             let stream = incoming.take().map(|b| Limited::new(b, usize::try_from(limit).unwrap_or(usize::MAX)));
             let bytes = match stream {

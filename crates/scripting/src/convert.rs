@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, HOST, HeaderMap, HeaderName, HeaderValue, TRANSFER_ENCODING};
 use http::{StatusCode, Uri};
-use mlua::{Lua, Table, Value};
+use mlua::{Function, Lua, Table, Value};
 
 /// The request body as the pipeline holds it.
 #[derive(Debug)]
@@ -53,12 +53,16 @@ impl Overrides {
 /// Go's canonical header form (`x-api-key` -> `X-Api-Key`), as Tyk hands headers to scripts.
 pub fn canonical(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
+    canonical_into(&mut out, name);
+    out
+}
+
+fn canonical_into(out: &mut String, name: &str) {
     let mut upper = true;
     for c in name.chars() {
         out.push(if upper { c.to_ascii_uppercase() } else { c });
         upper = c == '-';
     }
-    out
 }
 
 pub(crate) fn headers_table(lua: &Lua, headers: &HeaderMap, mt: &Table) -> mlua::Result<Table> {
@@ -73,52 +77,34 @@ pub(crate) fn headers_table(lua: &Lua, headers: &HeaderMap, mt: &Table) -> mlua:
     Ok(t)
 }
 
-pub(crate) fn request_table(lua: &Lua, view: &RequestView<'_>, mt: &Table, with_body: bool) -> mlua::Result<Table> {
+/// The request as one call to the prelude's `new_request`: method, URL, query, the headers as
+/// `Name\0value\0...` (Go's canonical names, `Host` included) and the body (nil when not read).
+pub(crate) fn request_table(
+    lua: &Lua,
+    new_request: &Function,
+    view: &RequestView<'_>,
+    with_body: bool,
+) -> mlua::Result<Table> {
     let parts = &*view.parts;
-    let t = lua.create_table()?;
-    let headers = headers_table(lua, &parts.headers, mt)?;
-    if let Some(host) = parts.headers.get(HOST) {
-        headers.raw_set("Host", lua.create_sequence_from([String::from_utf8_lossy(host.as_bytes()).into_owned()])?)?;
+    let mut headers = String::with_capacity(256);
+    for (name, value) in &parts.headers {
+        canonical_into(&mut headers, name.as_str());
+        headers.push('\0');
+        headers.push_str(&String::from_utf8_lossy(value.as_bytes()));
+        headers.push('\0');
     }
-    t.raw_set("Headers", headers)?;
-    t.raw_set("SetHeaders", lua.create_table()?)?;
-    t.raw_set("DeleteHeaders", lua.create_table()?)?;
+    if let Some(host) = parts.headers.get(HOST) {
+        headers.push_str("Host\0");
+        headers.push_str(&String::from_utf8_lossy(host.as_bytes()));
+        headers.push('\0');
+    }
     let body = match (&*view.body, with_body) {
         (BodyState::Buffered(b), true) => Value::String(lua.create_string(b)?),
         (_, true) => Value::String(lua.create_string("")?),
         (_, false) => Value::Nil,
     };
-    t.raw_set("Body", body)?;
-    t.raw_set("IgnoreBody", false)?;
     let url = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    t.raw_set("URL", url)?;
-    t.raw_set("RequestURI", url)?;
-    t.raw_set("Method", parts.method.as_str())?;
-    t.raw_set("Scheme", "http")?;
-    let params = lua.create_table()?;
-    for (k, v) in query_pairs(parts.uri.query().unwrap_or("")) {
-        let list: Table = match params.raw_get::<Option<Table>>(k.as_str())? {
-            Some(l) => l,
-            None => {
-                let l = lua.create_table()?;
-                params.raw_set(k.as_str(), &l)?;
-                l
-            }
-        };
-        list.raw_push(v)?;
-    }
-    t.raw_set("Params", params)?;
-    t.raw_set("AddParams", lua.create_table()?)?;
-    t.raw_set("ExtendedParams", lua.create_table()?)?;
-    t.raw_set("DeleteParams", lua.create_table()?)?;
-    let overrides = lua.create_table()?;
-    overrides.raw_set("ResponseCode", 0)?;
-    overrides.raw_set("ResponseError", "")?;
-    overrides.raw_set("ResponseBody", "")?;
-    overrides.raw_set("ResponseHeaders", lua.create_table()?)?;
-    overrides.raw_set("OverrideError", false)?;
-    t.raw_set("ReturnOverrides", overrides)?;
-    Ok(t)
+    new_request.call((parts.method.as_str(), url, parts.uri.query().unwrap_or(""), headers, body))
 }
 
 /// Applies a returned request table. Returns the overrides when the hook set a response code.
@@ -128,14 +114,14 @@ pub(crate) fn apply_request(
     body_was_read: bool,
 ) -> mlua::Result<Option<Overrides>> {
     let headers = &mut view.parts.headers;
-    if let Some(del) = t.get::<Option<Table>>("DeleteHeaders")? {
+    if let Some(del) = t.raw_get::<Option<Table>>("DeleteHeaders")? {
         for name in del.sequence_values::<String>() {
             if let Ok(n) = HeaderName::from_bytes(name?.as_bytes()) {
                 headers.remove(n);
             }
         }
     }
-    if let Some(set) = t.get::<Option<Table>>("SetHeaders")? {
+    if let Some(set) = t.raw_get::<Option<Table>>("SetHeaders")? {
         for pair in set.pairs::<String, String>() {
             let (k, v) = pair?;
             let name = HeaderName::from_bytes(k.as_bytes())
@@ -146,8 +132,8 @@ pub(crate) fn apply_request(
             headers.insert(name, value);
         }
     }
-    if !t.get::<Option<bool>>("IgnoreBody")?.unwrap_or(false)
-        && let Some(new_body) = t.get::<Option<mlua::LuaString>>("Body")?
+    if !t.raw_get::<Option<bool>>("IgnoreBody")?.unwrap_or(false)
+        && let Some(new_body) = t.raw_get::<Option<mlua::LuaString>>("Body")?
     {
         let new_body = Bytes::copy_from_slice(&new_body.as_bytes());
         let changed = match &*view.body {
@@ -167,7 +153,7 @@ pub(crate) fn apply_request(
 
 fn apply_url_and_params(t: &Table, parts: &mut http::request::Parts) -> mlua::Result<()> {
     let original = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-    let mut url = t.get::<Option<String>>("URL")?.unwrap_or_else(|| original.clone());
+    let mut url = t.raw_get::<Option<String>>("URL")?.unwrap_or_else(|| original.clone());
     if url.is_empty() {
         url = original.clone();
     }
@@ -177,7 +163,7 @@ fn apply_url_and_params(t: &Table, parts: &mut http::request::Parts) -> mlua::Re
     };
     let mut pairs = query_pairs(&query);
     let mut changed = false;
-    if let Some(del) = t.get::<Option<Table>>("DeleteParams")? {
+    if let Some(del) = t.raw_get::<Option<Table>>("DeleteParams")? {
         for name in del.sequence_values::<String>() {
             let name = name?;
             let before = pairs.len();
@@ -185,7 +171,7 @@ fn apply_url_and_params(t: &Table, parts: &mut http::request::Parts) -> mlua::Re
             changed |= pairs.len() != before;
         }
     }
-    if let Some(add) = t.get::<Option<Table>>("AddParams")? {
+    if let Some(add) = t.raw_get::<Option<Table>>("AddParams")? {
         for pair in add.pairs::<String, String>() {
             let (k, v) = pair?;
             pairs.retain(|(n, _)| *n != k);
@@ -193,7 +179,7 @@ fn apply_url_and_params(t: &Table, parts: &mut http::request::Parts) -> mlua::Re
             changed = true;
         }
     }
-    if let Some(ext) = t.get::<Option<Table>>("ExtendedParams")? {
+    if let Some(ext) = t.raw_get::<Option<Table>>("ExtendedParams")? {
         for pair in ext.pairs::<String, Table>() {
             let (k, values) = pair?;
             for v in values.sequence_values::<String>() {
@@ -222,8 +208,8 @@ fn apply_url_and_params(t: &Table, parts: &mut http::request::Parts) -> mlua::Re
 }
 
 fn read_overrides(t: &Table) -> mlua::Result<Option<Overrides>> {
-    let Some(o) = t.get::<Option<Table>>("ReturnOverrides")? else { return Ok(None) };
-    let code = o.get::<Option<i64>>("ResponseCode")?.unwrap_or(0);
+    let Some(o) = t.raw_get::<Option<Table>>("ReturnOverrides")? else { return Ok(None) };
+    let code = o.raw_get::<Option<i64>>("ResponseCode")?.unwrap_or(0);
     if code == 0 {
         return Ok(None);
     }
@@ -232,17 +218,17 @@ fn read_overrides(t: &Table) -> mlua::Result<Option<Overrides>> {
         .filter(|c| (100..=999).contains(c))
         .ok_or_else(|| mlua::Error::runtime(format!("ReturnOverrides.ResponseCode {code} is not an HTTP status")))?;
     let mut headers = Vec::new();
-    if let Some(h) = o.get::<Option<Table>>("ResponseHeaders")? {
+    if let Some(h) = o.raw_get::<Option<Table>>("ResponseHeaders")? {
         for pair in h.pairs::<String, String>() {
             headers.push(pair?);
         }
     }
     Ok(Some(Overrides {
         code,
-        error: o.get::<Option<String>>("ResponseError")?.unwrap_or_default(),
-        body: o.get::<Option<String>>("ResponseBody")?.unwrap_or_default(),
+        error: o.raw_get::<Option<String>>("ResponseError")?.unwrap_or_default(),
+        body: o.raw_get::<Option<String>>("ResponseBody")?.unwrap_or_default(),
         headers,
-        override_error: o.get::<Option<bool>>("OverrideError")?.unwrap_or(false),
+        override_error: o.raw_get::<Option<bool>>("OverrideError")?.unwrap_or(false),
     }))
 }
 

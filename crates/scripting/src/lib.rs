@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use moongate_config::{ApiDefinition, GlobalLifetime, HookLimits, HookSpec};
+use moongate_config::{ApiDefinition, GlobalLifetime, HookLimits};
 
 pub use convert::{BodyState, Overrides, RequestView, ResponseView};
 pub use runtime::{AuthResult, HookOutput, HookRuntime, Phase, ResponseOutput, Services};
@@ -46,6 +46,8 @@ pub enum HookError {
 #[derive(Debug, Default)]
 pub struct ScriptSet {
     sources: HashMap<PathBuf, Script>,
+    /// APIs with a hook that reads the request body.
+    body_apis: std::collections::HashSet<String>,
     limits: Option<HookLimits>,
     global: GlobalLifetime,
 }
@@ -85,7 +87,16 @@ impl ScriptSet {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let set = Self { sources, limits: Some(limits), global };
+        let mut set = Self { sources, body_apis: Default::default(), limits: Some(limits), global };
+        set.body_apis = apis
+            .iter()
+            .filter(|a| {
+                a.middleware
+                    .all()
+                    .any(|h| h.needs_body || set.get(&h.path).is_some_and(|s| mentions_request_body(&s.source)))
+            })
+            .map(|a| a.api_id.clone())
+            .collect();
         if !set.sources.is_empty() {
             HookRuntime::new(&set, apis, None)?;
         }
@@ -108,9 +119,10 @@ impl ScriptSet {
         })
     }
 
-    /// Whether a hook reads `request.Body` (declared with `needs_body`, or seen in its source).
-    pub fn needs_body(&self, hook: &HookSpec) -> bool {
-        hook.needs_body || self.get(&hook.path).is_some_and(|s| mentions_request_body(&s.source))
+    /// Whether a hook of this API reads `request.Body` (declared with `needs_body`, or seen in
+    /// its source), so the body must be read before the hooks run.
+    pub fn needs_body(&self, api_id: &str) -> bool {
+        self.body_apis.contains(api_id)
     }
 }
 

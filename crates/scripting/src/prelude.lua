@@ -83,8 +83,74 @@ local headers_mt = {
   end,
 }
 
+-- The request table. Rust hands over a few scalars in one call; the tables a hook may use
+-- (Headers, Params, SetHeaders, ..., ReturnOverrides) are made the first time it touches them, so
+-- a hook pays only for what it reads. The raw header list and query string wait in `pending`.
+local pending = setmetatable({}, { __mode = "k" })
+local char, tonumber, gsub, gmatch = string.char, tonumber, string.gsub, string.gmatch
+
+local function unescape(s)
+  s = gsub(s, "+", " ")
+  return (gsub(s, "%%(%x%x)", function(h) return char(tonumber(h, 16)) end))
+end
+
+local makers = {
+  Headers = function(raw)
+    local h = setmetatable({}, headers_mt)
+    for name, value in gmatch(raw.headers, "([^\0]*)\0([^\0]*)\0") do
+      local list = rawget(h, name)
+      if list then list[#list + 1] = value else rawset(h, name, { value }) end
+    end
+    return h
+  end,
+  Params = function(raw)
+    local p = {}
+    for pair in gmatch(raw.query, "[^&]+") do
+      local k, v = pair:match("^([^=]*)=?(.*)$")
+      k, v = unescape(k), unescape(v)
+      local list = p[k]
+      if list then list[#list + 1] = v else p[k] = { v } end
+    end
+    return p
+  end,
+  SetHeaders = function() return {} end,
+  DeleteHeaders = function() return {} end,
+  AddParams = function() return {} end,
+  ExtendedParams = function() return {} end,
+  DeleteParams = function() return {} end,
+  ReturnOverrides = function()
+    return { ResponseCode = 0, ResponseError = "", ResponseBody = "", ResponseHeaders = {}, OverrideError = false }
+  end,
+}
+
+local request_mt = {
+  __index = function(t, k)
+    local make = makers[k]
+    if make == nil then return nil end
+    local v = make(pending[t])
+    rawset(t, k, v)
+    return v
+  end,
+}
+
+local function new_request(method, url, query, headers, body)
+  local t = setmetatable({ Method = method, URL = url, RequestURI = url, Scheme = "http", Body = body, IgnoreBody = false }, request_mt)
+  pending[t] = { headers = headers, query = query }
+  return t
+end
+
+-- Touches every lazy field, so that encoding a request shows all of it.
+local function materialize(v)
+  if type(v) == "table" and getmetatable(v) == request_mt then
+    for k in pairs(makers) do local _ = v[k] end
+  end
+  return v
+end
+
 return {
   TykJS = TykJS,
+  new_request = new_request,
+  materialize = materialize,
   script_env = script_env,
   call = call,
   headers_mt = headers_mt,

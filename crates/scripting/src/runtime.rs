@@ -94,6 +94,7 @@ pub struct HookRuntime {
     hooks: HashMap<PathBuf, HashMap<String, Function>>,
     configs: HashMap<String, Table>,
     call: Function,
+    new_request: Function,
     headers_mt: Table,
     clock: Arc<Clock>,
     limits: HookLimits,
@@ -139,6 +140,18 @@ impl HookRuntime {
         let script_env: Function = prelude.get("script_env").map_err(internal)?;
         let call: Function = prelude.get("call").map_err(internal)?;
         let headers_mt: Table = prelude.get("headers_mt").map_err(internal)?;
+        let new_request: Function = prelude.get("new_request").map_err(internal)?;
+        // json.encode(request) shows every field, including those the hook never touched.
+        let json_t: Table = globals.get("json").map_err(internal)?;
+        let encode = lua
+            .load("local materialize, encode = ...\nreturn function(v) return encode(materialize(v)) end")
+            .set_name("@moongate/json.lua")
+            .call::<Function>((
+                prelude.get::<Function>("materialize").map_err(internal)?,
+                json_t.get::<Function>("encode").map_err(internal)?,
+            ))
+            .map_err(internal)?;
+        json_t.raw_set("encode", encode).map_err(internal)?;
 
         let clock = Arc::new(Clock { epoch: Instant::now(), deadline: AtomicU64::new(0) });
         let hook_clock = clock.clone();
@@ -152,6 +165,7 @@ impl HookRuntime {
             hooks: HashMap::new(),
             configs: HashMap::new(),
             call,
+            new_request,
             headers_mt,
             clock,
             limits,
@@ -295,7 +309,7 @@ impl HookRuntime {
         let f = self.function(hook)?;
         let with_body = matches!(view.body, BodyState::Buffered(_));
         let fail = |e: mlua::Error| self.classify(hook, e);
-        let request = convert::request_table(&self.lua, view, &self.headers_mt, with_body).map_err(fail)?;
+        let request = convert::request_table(&self.lua, &self.new_request, view, with_body).map_err(fail)?;
         let session_value =
             self.session_value(session.filter(|_| matches!(phase, Phase::PostKeyAuth | Phase::Post))).map_err(fail)?;
         let config = self.configs.get(&api.api_id).cloned();
@@ -368,7 +382,7 @@ impl HookRuntime {
         let f = self.function(hook)?;
         let fail = |e: mlua::Error| self.classify(hook, e);
         let resp_t = convert::response_table(&self.lua, response, &self.headers_mt).map_err(fail)?;
-        let req_t = convert::request_table(&self.lua, request, &self.headers_mt, false).map_err(fail)?;
+        let req_t = convert::request_table(&self.lua, &self.new_request, request, false).map_err(fail)?;
         let session_value = self.session_value(session.filter(|_| hook.require_session)).map_err(fail)?;
         let config = self.configs.get(&api.api_id).cloned();
         let fut = self.call.call_async::<MultiValue>((f.clone(), resp_t, req_t, session_value, config));
