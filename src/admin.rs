@@ -98,6 +98,17 @@ impl Admin {
     }
 
     async fn route(&self, req: Request<Incoming>, method: &Method, path: &str) -> Resp {
+        if path == "/metrics" && method == Method::GET {
+            let mut resp = Response::new(Full::new(Bytes::from(
+                moongate_proxy::metrics::metrics().render(self.generation.load().id),
+            )));
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; version=0.0.4"));
+            return resp;
+        }
+        if path == "/ready" && method == Method::GET {
+            return self.ready().await;
+        }
         if path == "/hello" {
             return if method == Method::GET {
                 self.hello().await
@@ -170,6 +181,18 @@ impl Admin {
             Ok(outcome @ Outcome::Rejected { .. }) => json_response(StatusCode::BAD_REQUEST, &outcome.to_json()),
             Ok(outcome) => json_response(StatusCode::OK, &outcome.to_json()),
             Err(_) => status(StatusCode::SERVICE_UNAVAILABLE, "error", "The gateway is shutting down"),
+        }
+    }
+
+    /// Ready once a configuration serves and, with Redis, Redis answers: what a load balancer or
+    /// Kubernetes readiness probe should ask.
+    async fn ready(&self) -> Resp {
+        let generation = self.generation.load().id;
+        match self.sessions.store().ping().await {
+            Ok(()) => json_response(StatusCode::OK, &json!({"status": "ready", "generation": generation})),
+            Err(e) => {
+                json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({"status": "not ready", "reason": e.to_string()}))
+            }
         }
     }
 
@@ -394,6 +417,7 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, Refusal> {
 
 fn store_failure(e: &StoreError) -> Resp {
     tracing::warn!(error = %e, "Admin request failed in the session store.");
+    moongate_proxy::metrics::metrics().admin_store_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     match e {
         StoreError::Corrupt(_) => {
             status(StatusCode::INTERNAL_SERVER_ERROR, "error", "Stored session is not valid JSON")

@@ -136,11 +136,19 @@ pub async fn run(
         };
         {
             let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
-            match &outcome {
-                Outcome::Applied { .. } => s.applied += 1,
-                Outcome::Rejected { .. } => s.rejected += 1,
-                Outcome::Unchanged { .. } => {}
-            }
+            let m = moongate_proxy::metrics::metrics();
+            let counter = match &outcome {
+                Outcome::Applied { .. } => {
+                    s.applied += 1;
+                    &m.reloads_applied
+                }
+                Outcome::Rejected { .. } => {
+                    s.rejected += 1;
+                    &m.reloads_rejected
+                }
+                Outcome::Unchanged { .. } => &m.reloads_unchanged,
+            };
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if !matches!(outcome, Outcome::Unchanged { .. }) || s.last.is_none() {
                 s.last = Some((unix_now(), outcome.clone()));
             }

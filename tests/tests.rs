@@ -17,6 +17,8 @@ mod proxy;
 mod hooks;
 // Live reload: file edits, renames, symlink swaps, polling, SIGHUP and the admin API, under load.
 mod reload;
+// Operations: metrics, readiness, graceful shutdown, settings and secrets from the environment.
+mod ops;
 // Redis going away and coming back while the gateway runs.
 mod redis_outage;
 // `moongate validate` and start-up with broken configuration.

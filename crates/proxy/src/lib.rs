@@ -7,6 +7,7 @@
 mod auth;
 pub use auth::percent_decode;
 pub mod echo;
+pub mod metrics;
 mod pipeline;
 pub mod respond;
 mod router;
@@ -38,6 +39,9 @@ pub struct Generation {
     pub router: Router,
     /// Every script the APIs use, read and checked.
     pub scripts: Arc<ScriptSet>,
+    /// Each API's counters (and those of unrouted requests), resolved once per generation.
+    pub(crate) api_metrics: std::collections::HashMap<String, Arc<metrics::ApiMetrics>>,
+    pub(crate) no_route_metrics: Arc<metrics::ApiMetrics>,
 }
 
 impl Generation {
@@ -65,7 +69,17 @@ impl Generation {
             )
         })?;
         let router = Router::new(&snapshot.apis);
-        Ok(Self { id, gateway: snapshot.gateway, apis: snapshot.apis, router, scripts: Arc::new(scripts) })
+        let registry = metrics::metrics();
+        let api_metrics = snapshot.apis.iter().map(|a| (a.api_id.clone(), registry.api(&a.api_id))).collect();
+        Ok(Self {
+            id,
+            gateway: snapshot.gateway,
+            apis: snapshot.apis,
+            router,
+            scripts: Arc::new(scripts),
+            api_metrics,
+            no_route_metrics: registry.api(metrics::NO_ROUTE),
+        })
     }
 
     pub fn api(&self, api_id: &str) -> Option<&Arc<ApiDefinition>> {

@@ -29,16 +29,22 @@ impl Worker {
         let method = access_log.then(|| req.method().clone());
         let path = access_log.then(|| req.uri().path().to_owned());
         let api = generation.router.route(req.uri().path()).cloned();
-        let resp = match &api {
-            None => GatewayError::NoRoute.into_response(),
-            Some(api) => match self.proxy(&generation, api, req, remote).await {
-                Ok(resp) => resp,
-                Err(err) => {
-                    log_failure(api, &err);
-                    err.into_response()
-                }
-            },
+        let (resp, counters) = match &api {
+            None => (GatewayError::NoRoute.into_response(), &generation.no_route_metrics),
+            Some(api) => {
+                let counters = generation.api_metrics.get(&api.api_id).unwrap_or(&generation.no_route_metrics);
+                let resp = match self.proxy(&generation, api, req, remote).await {
+                    Ok(resp) => resp,
+                    Err(err) => {
+                        count_failure(counters, &err);
+                        log_failure(api, &err);
+                        err.into_response()
+                    }
+                };
+                (resp, counters)
+            }
         };
+        counters.record(resp.status().as_u16(), started.elapsed());
         if let (Some(method), Some(path)) = (method, path) {
             tracing::info!(
                 target: "moongate::access",
@@ -346,6 +352,22 @@ pub(crate) fn upstream_request(
         parts.headers.insert("x-forwarded-for", v);
     }
     Ok(Request::from_parts(parts, body))
+}
+
+fn count_failure(counters: &crate::metrics::ApiMetrics, err: &GatewayError) {
+    use moongate_scripting::HookError;
+    use std::sync::atomic::Ordering::Relaxed;
+    let counter = match err {
+        GatewayError::UpstreamUnreachable(_) => &counters.upstream_errors,
+        GatewayError::UpstreamTimeout(_) => &counters.upstream_timeouts,
+        GatewayError::Hook(HookError::Timeout { .. }) => &counters.hook_timeouts,
+        GatewayError::Hook(HookError::BodyTooLarge { .. }) => return,
+        GatewayError::Hook(_) | GatewayError::Internal(_) => &counters.hook_errors,
+        GatewayError::Store(moongate_session::StoreError::Corrupt(_)) => return,
+        GatewayError::Store(_) => &counters.store_errors,
+        _ => return,
+    };
+    counter.fetch_add(1, Relaxed);
 }
 
 fn log_failure(api: &ApiDefinition, err: &GatewayError) {
