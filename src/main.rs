@@ -40,6 +40,17 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9000")]
         listen: std::net::SocketAddr,
     },
+    /// Ask a running gateway's admin API for `/hello`: exit 0 when it answers 200, 1 otherwise
+    /// (for container health checks, where there is no curl).
+    Health {
+        #[arg(long, env = "MOONGATE_ADMIN_LISTEN", default_value = "127.0.0.1:9696")]
+        admin: String,
+    },
+    /// Print the JSON Schema of gateway.yaml (`gateway`) or of an API file (`api`), for editors.
+    Schema {
+        #[arg(value_parser = ["gateway", "api"])]
+        which: String,
+    },
     /// Print the version.
     Version,
 }
@@ -67,11 +78,47 @@ fn main() -> ExitCode {
                 ExitCode::from(3)
             }
         },
+        Command::Health { admin } => match health(&admin) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("moongate health: {e:#}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Schema { which } => {
+            let schemas = moongate_config::schemas();
+            match serde_json::to_string_pretty(&schemas[which.as_str()]) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("moongate schema: {e}");
+                    ExitCode::from(3)
+                }
+            }
+        }
         Command::Version => {
             println!("moongate {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
     }
+}
+
+fn health(admin: &str) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    // An admin listener on 0.0.0.0 is reached on loopback.
+    let addr = admin.replace("0.0.0.0", "127.0.0.1");
+    let timeout = std::time::Duration::from_secs(2);
+    let sock = addr.parse().map_err(|e| anyhow::anyhow!("`{addr}` is not an address: {e}"))?;
+    let mut stream = std::net::TcpStream::connect_timeout(&sock, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.write_all(b"GET /hello HTTP/1.0\r\nHost: moongate\r\n\r\n")?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    let status = answer.split_whitespace().nth(1).unwrap_or("");
+    anyhow::ensure!(status == "200", "/hello answered {:?}", answer.lines().next().unwrap_or(""));
+    Ok(())
 }
 
 fn echo(listen: std::net::SocketAddr) -> anyhow::Result<()> {

@@ -19,6 +19,8 @@ mod hooks;
 mod reload;
 // Operations: metrics, readiness, graceful shutdown, settings and secrets from the environment.
 mod ops;
+// The docs keep up with the code: every setting of the schema is in the operator guide.
+mod docs;
 // Redis going away and coming back while the gateway runs.
 mod redis_outage;
 // `moongate validate` and start-up with broken configuration.

@@ -23,6 +23,7 @@ pub const ENV_SETTINGS: &[EnvSetting] = settings![
     "MOONGATE_ADMIN_SECRET_FILE" => ["admin", "secret_file"],
     "MOONGATE_STORAGE_BACKEND" => ["storage", "backend"],
     "MOONGATE_STORAGE_REDIS_URL" => ["storage", "redis_url"],
+    "MOONGATE_STORAGE_REDIS_PASSWORD_FILE" => ["storage", "redis_password_file"],
     "MOONGATE_STORAGE_TIMEOUT_MS" => ["storage", "timeout_ms"],
     "MOONGATE_STORAGE_POOL_SIZE" => ["storage", "pool_size"],
     "MOONGATE_APIS_DIR" => ["apis_dir"],
@@ -72,9 +73,16 @@ pub(crate) fn apply(
         };
         // Secrets and URLs stay strings even when they look like numbers or booleans.
         let value = match setting.path.last() {
-            Some(&("secret" | "secret_file" | "redis_url" | "listen" | "apis_dir" | "scripts_dir" | "level")) => {
-                serde_yaml::Value::String(text.clone())
-            }
+            Some(
+                &("secret"
+                | "secret_file"
+                | "redis_url"
+                | "redis_password_file"
+                | "listen"
+                | "apis_dir"
+                | "scripts_dir"
+                | "level"),
+            ) => serde_yaml::Value::String(text.clone()),
             _ => value,
         };
         match set_path(doc, setting.path, value) {

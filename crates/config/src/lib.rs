@@ -51,6 +51,14 @@ impl GatewayConfig {
     }
 }
 
+/// JSON Schemas of `gateway.yaml` and of an API file, generated from the types the loader uses.
+pub fn schemas() -> serde_json::Value {
+    serde_json::json!({
+        "gateway": schemars::schema_for!(raw::RawGateway),
+        "api": schemars::schema_for!(raw::RawApi),
+    })
+}
+
 /// Everything one configuration generation is made of.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -93,7 +101,13 @@ pub struct GatewayConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageConfig {
     Memory,
-    Redis { url: String, timeout: Duration, pool_size: u32 },
+    /// `password`, when set, comes from `storage.redis_password_file` and replaces any in the URL.
+    Redis {
+        url: String,
+        password: Option<String>,
+        timeout: Duration,
+        pool_size: u32,
+    },
 }
 
 /// The gateway-wide inputs of Tyk's session lifetime rule.

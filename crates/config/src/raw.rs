@@ -1,13 +1,14 @@
 //! The configuration exactly as users write it: serde structs that reject unknown fields.
 //! Nothing here is checked beyond its YAML type; `validate` turns these into a `Snapshot`.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, JsonSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawGateway {
     #[serde(default = "default_listen")]
@@ -54,7 +55,7 @@ fn default_scripts_dir() -> String {
     "../scripts".into()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, JsonSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     #[serde(default = "default_admin_listen")]
@@ -76,7 +77,7 @@ impl Default for RawAdmin {
     }
 }
 
-#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, JsonSchema, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum RawBackend {
     #[default]
@@ -84,13 +85,16 @@ pub enum RawBackend {
     Redis,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, JsonSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStorage {
     #[serde(default)]
     pub backend: RawBackend,
     #[serde(default)]
     pub redis_url: Option<String>,
+    /// A file whose first line is the Redis password (kept out of the URL and the YAML).
+    #[serde(default)]
+    pub redis_password_file: Option<String>,
     #[serde(default = "default_store_timeout")]
     pub timeout_ms: u64,
     #[serde(default = "default_pool_size")]
@@ -109,13 +113,14 @@ impl Default for RawStorage {
         Self {
             backend: RawBackend::Memory,
             redis_url: None,
+            redis_password_file: None,
             timeout_ms: default_store_timeout(),
             pool_size: default_pool_size(),
         }
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, JsonSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHooks {
     #[serde(default = "default_hook_timeout")]
@@ -146,7 +151,7 @@ impl Default for RawHooks {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, JsonSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawWatch {
     #[serde(default = "yes")]
@@ -167,7 +172,7 @@ impl Default for RawWatch {
     }
 }
 
-#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, JsonSchema, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum RawLogFormat {
     #[default]
@@ -175,7 +180,7 @@ pub enum RawLogFormat {
     Json,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, JsonSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLog {
     #[serde(default)]
@@ -197,7 +202,7 @@ impl Default for RawLog {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, JsonSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUpstream {
     #[serde(default = "default_connect_timeout")]
@@ -234,7 +239,7 @@ impl Default for RawUpstream {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, JsonSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     /// How long a client may take to send a request's headers (slowloris guard).
@@ -259,7 +264,7 @@ impl Default for RawServer {
 }
 
 /// One API definition file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, JsonSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawApi {
     pub api_id: String,
@@ -292,7 +297,7 @@ pub struct RawApi {
     pub global_headers_remove: Vec<String>,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, JsonSchema, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawAuth {
     #[serde(default)]
@@ -307,7 +312,7 @@ pub struct RawAuth {
     pub cookie_name: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, JsonSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProxy {
     pub listen_path: String,
@@ -318,7 +323,7 @@ pub struct RawProxy {
     pub preserve_host_header: bool,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, JsonSchema, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawMiddleware {
     /// Accepted for Tyk compatibility; moongate hooks are always Lua.
@@ -336,7 +341,7 @@ pub struct RawMiddleware {
     pub response: Vec<RawHook>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, JsonSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHook {
     pub name: String,

@@ -68,8 +68,23 @@ fn gateway_from_raw(path: &Path, text: &str, raw: RawGateway) -> Result<GatewayC
             Some(url)
                 if url.starts_with("redis://") || url.starts_with("unix://") || url.starts_with("redis+unix://") =>
             {
+                let password = match raw.storage.redis_password_file.as_deref().filter(|f| !f.is_empty()) {
+                    None => None,
+                    Some(file) => match std::fs::read_to_string(base.join(file)) {
+                        Ok(s) => Some(s.lines().next().unwrap_or_default().trim().to_owned()),
+                        Err(e) => {
+                            errors.push(ConfigError::new(
+                                path,
+                                at("redis_password_file"),
+                                format!("storage.redis_password_file {file}: {e}"),
+                            ));
+                            None
+                        }
+                    },
+                };
                 StorageConfig::Redis {
                     url: url.to_owned(),
+                    password,
                     timeout: Duration::from_millis(raw.storage.timeout_ms.max(1)),
                     pool_size: raw.storage.pool_size.max(1),
                 }

@@ -37,19 +37,27 @@ impl From<redis::RedisError> for StoreError {
 #[derive(Clone)]
 pub enum StoreSpec {
     Memory(Arc<MemoryStore>),
-    Redis { client: redis::Client, url: String, timeout: Duration, pool_size: u32 },
+    Redis { client: redis::Client, info: redis::ConnectionInfo, timeout: Duration, pool_size: u32 },
 }
 
 impl StoreSpec {
     pub fn from_config(cfg: &StorageConfig) -> Result<Self, StoreError> {
         Ok(match cfg {
             StorageConfig::Memory => StoreSpec::Memory(Arc::new(MemoryStore::default())),
-            StorageConfig::Redis { url, timeout, pool_size } => StoreSpec::Redis {
-                client: redis::Client::open(url.as_str()).map_err(|e| StoreError::Config(e.to_string()))?,
-                url: url.clone(),
-                timeout: *timeout,
-                pool_size: *pool_size,
-            },
+            StorageConfig::Redis { url, password, timeout, pool_size } => {
+                use redis::IntoConnectionInfo;
+                let mut info = url.as_str().into_connection_info().map_err(|e| StoreError::Config(e.to_string()))?;
+                if let Some(password) = password {
+                    let settings = info.redis_settings().clone().set_password(password);
+                    info = info.set_redis_settings(settings);
+                }
+                StoreSpec::Redis {
+                    client: redis::Client::open(info.clone()).map_err(|e| StoreError::Config(e.to_string()))?,
+                    info,
+                    timeout: *timeout,
+                    pool_size: *pool_size,
+                }
+            }
         })
     }
 
@@ -59,7 +67,7 @@ impl StoreSpec {
     pub fn open(&self) -> Result<Store, StoreError> {
         match self {
             StoreSpec::Memory(m) => Ok(Store::Memory(m.clone())),
-            StoreSpec::Redis { client, url, timeout, pool_size } => {
+            StoreSpec::Redis { client, info, timeout, pool_size } => {
                 let cfg = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(*timeout))
                     .set_response_timeout(Some(*timeout))
@@ -67,7 +75,7 @@ impl StoreSpec {
                     .set_min_delay(Duration::from_millis(50))
                     .set_max_delay(Duration::from_secs(1));
                 let conn = ConnectionManager::new_lazy_with_config(client.clone(), cfg)?;
-                let manager = RedisConnectionManager::new(url.as_str())?;
+                let manager = RedisConnectionManager::new(info.clone())?;
                 // Never the 30 s bb8 default: an admin call during an outage answers within the timeout.
                 let pool = bb8::Pool::builder()
                     .max_size(*pool_size)
