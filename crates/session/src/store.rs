@@ -37,7 +37,7 @@ impl From<redis::RedisError> for StoreError {
 #[derive(Clone)]
 pub enum StoreSpec {
     Memory(Arc<MemoryStore>),
-    Redis { client: redis::Client, info: redis::ConnectionInfo, timeout: Duration, pool_size: u32 },
+    Redis { client: redis::Client, info: Box<redis::ConnectionInfo>, timeout: Duration, pool_size: u32 },
 }
 
 impl StoreSpec {
@@ -53,7 +53,7 @@ impl StoreSpec {
                 }
                 StoreSpec::Redis {
                     client: redis::Client::open(info.clone()).map_err(|e| StoreError::Config(e.to_string()))?,
-                    info,
+                    info: Box::new(info),
                     timeout: *timeout,
                     pool_size: *pool_size,
                 }
@@ -75,7 +75,7 @@ impl StoreSpec {
                     .set_min_delay(Duration::from_millis(50))
                     .set_max_delay(Duration::from_secs(1));
                 let conn = ConnectionManager::new_lazy_with_config(client.clone(), cfg)?;
-                let manager = RedisConnectionManager::new(info.clone())?;
+                let manager = RedisConnectionManager::new((**info).clone())?;
                 // Never the 30 s bb8 default: an admin call during an outage answers within the timeout.
                 let pool = bb8::Pool::builder()
                     .max_size(*pool_size)
