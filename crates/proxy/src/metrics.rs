@@ -104,7 +104,7 @@ impl Metrics {
             );
             let _ = writeln!(out, "moongate_request_duration_seconds_count{{api_id=\"{api}\"}} {count}");
         }
-        let per_api: [(&str, &str, fn(&ApiMetrics) -> &AtomicU64); 5] = [
+        let per_api: [(&str, &str, Field); 5] = [
             ("moongate_upstream_errors_total", "Upstreams that could not be reached (502).", |m| &m.upstream_errors),
             ("moongate_upstream_timeouts_total", "Upstreams that did not answer in time (504).", |m| {
                 &m.upstream_timeouts
@@ -147,6 +147,9 @@ impl Metrics {
         out
     }
 }
+
+/// Picks one counter of an API.
+type Field = fn(&ApiMetrics) -> &AtomicU64;
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
