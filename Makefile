@@ -16,8 +16,7 @@ validate:
 	$(CARGO) run --bin moongate -- validate --config $(CONFIG)
 
 test:
-	tools/ensure-redis.sh
-	$(CARGO) test --workspace
+	tools/test.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
