@@ -11,7 +11,7 @@ use http::{Request, Response, Uri, Version};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use moongate_config::ApiDefinition;
-use moongate_scripting::{BodyState, Phase, RequestView, ResponseView};
+use moongate_scripting::{BodyState, Phase, RequestView, ResponseView, error_chain};
 use moongate_session::{ApiLifetime, Denial, SESSION_PREFIX, Session, key_hint, unix_now};
 
 use crate::auth::{find_key, remove_cookie, remove_query_param};
@@ -388,14 +388,5 @@ fn log_failure(api: &ApiDefinition, err: &GatewayError) {
     }
 }
 
-/// The whole source chain: hyper's top-level messages alone ("client error (Connect)") hide the cause.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
     s
 }

@@ -407,7 +407,9 @@ fn text_of(v: &Value) -> String {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error with its whole source chain: hyper's top-level messages alone ("client error
+/// (Connect)") hide the cause.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(inner) = src {

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use moongate_config::{ApiDefinition, GlobalLifetime, HookLimits};
 
+pub use api::error_chain;
 pub use convert::{BodyState, Overrides, RequestView, ResponseView};
 pub use runtime::{AuthResult, HookOutput, HookRuntime, Phase, ResponseOutput, Services};
 
