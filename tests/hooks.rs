@@ -287,7 +287,15 @@ async fn failures_answer_500_and_name_the_script() {
     let gw = &env.gw;
     let r = request("GET", &gw.url("/boom/"), &[], "").await;
     assert_eq!((r.status, r.error().as_str()), (500, "Internal Server Error"));
-    assert!(gw.logs().contains("boom.lua:3: boom"), "{}", gw.logs());
+    let logs = gw.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("boom.lua:3: boom"))
+        .unwrap_or_else(|| panic!("no log line names the script:\n{logs}"));
+    assert!(
+        line.contains("\"level\":\"ERROR\"") && line.contains("\"api_id\":\"boom\"") && line.contains("hook `boom`"),
+        "{line}"
+    );
     let r = request("GET", &gw.url("/nothing/"), &[], "").await;
     assert_eq!(r.status, 500);
 

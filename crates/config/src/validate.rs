@@ -438,3 +438,31 @@ mod tests {
         assert!(parse_target("/relative").is_err());
     }
 }
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_win_and_keep_secrets_as_text() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("apis")).expect("dir");
+        let file = dir.path().join("gateway.yaml");
+        std::fs::write(&file, "listen: \"127.0.0.1:1\"\nworkers: 1\nadmin: { secret: from-file }\n").expect("write");
+        let env = |name: &str| match name {
+            "MOONGATE_ADMIN_SECRET" => Some("12345".to_owned()),
+            "MOONGATE_WORKERS" => Some("3".to_owned()),
+            "MOONGATE_HOOKS_TIMEOUT_MS" => Some("250".to_owned()),
+            _ => None,
+        };
+        let gw = load_gateway_with_env(&file, &env).expect("valid");
+        assert_eq!(gw.admin_secret.as_deref(), Some("12345"), "a numeric-looking secret stays text");
+        assert_eq!(gw.workers, 3);
+        assert_eq!(gw.hooks.timeout, Duration::from_millis(250));
+        assert_eq!(gw.listen.port(), 1, "unset variables leave the file's value");
+
+        let bad = |name: &str| (name == "MOONGATE_WORKERS").then(|| "many".to_owned());
+        let err = load_gateway_with_env(&file, &bad).expect_err("invalid").to_string();
+        assert!(err.contains("MOONGATE_WORKERS"), "{err}");
+    }
+}

@@ -384,9 +384,8 @@ fn log_failure(api: &ApiDefinition, err: &GatewayError) {
         GatewayError::Internal(e) => {
             tracing::error!(api_id = %api.api_id, error = %e, "Internal error.")
         }
+        // A broken hook needs its author: ERROR, with the hook, its script:line and the Lua message.
+        GatewayError::Hook(e) => tracing::error!(api_id = %api.api_id, error = %e, "Hook failed."),
         other => tracing::debug!(api_id = %api.api_id, reason = %other, "Request refused."),
     }
-}
-
-    s
 }
