@@ -278,27 +278,19 @@ fn install_native(lua: &Lua, json_t: &Table) -> mlua::Result<()> {
     native.raw_set("http", http_t)?;
 
     let log_t = lua.create_table()?;
-    log_t.raw_set(
-        "info",
-        lua.create_function(|_, m: Value| {
-            tracing::info!(target: "moongate::lua", "{}", text_of(&m));
+    for level in [tracing::Level::INFO, tracing::Level::WARN, tracing::Level::ERROR] {
+        // tracing's macros need a constant level, hence the match.
+        let f = lua.create_function(move |_, m: Value| {
+            let text = text_of(&m);
+            match level {
+                tracing::Level::ERROR => tracing::error!(target: "moongate::lua", "{text}"),
+                tracing::Level::WARN => tracing::warn!(target: "moongate::lua", "{text}"),
+                _ => tracing::info!(target: "moongate::lua", "{text}"),
+            }
             Ok(())
-        })?,
-    )?;
-    log_t.raw_set(
-        "warn",
-        lua.create_function(|_, m: Value| {
-            tracing::warn!(target: "moongate::lua", "{}", text_of(&m));
-            Ok(())
-        })?,
-    )?;
-    log_t.raw_set(
-        "error",
-        lua.create_function(|_, m: Value| {
-            tracing::error!(target: "moongate::lua", "{}", text_of(&m));
-            Ok(())
-        })?,
-    )?;
+        })?;
+        log_t.raw_set(level.as_str().to_ascii_lowercase(), f)?;
+    }
     native.raw_set("log", log_t)?;
     native.raw_set("json", json_t.clone())?;
     native.raw_set("now", lua.create_function(|_, ()| Ok(unix_now()))?)?;

@@ -172,7 +172,8 @@ impl HookRuntime {
             poisoned: AtomicBool::new(false),
         };
         let mut errors = Vec::new();
-        let mut loaded: HashMap<PathBuf, (Table, Option<Function>)> = HashMap::new();
+        // Each script loads once, however many hooks name it; `None` remembers that it failed.
+        let mut loaded: HashMap<PathBuf, Option<(Table, Option<Function>)>> = HashMap::new();
         for api in apis {
             let phases = [
                 (Phase::Pre, &api.middleware.pre[..]),
@@ -183,22 +184,10 @@ impl HookRuntime {
             ];
             for (phase, hooks) in phases {
                 for hook in hooks {
-                    if !loaded.contains_key(&hook.path) {
-                        match rt.load_script(set, &hook.path, &globals, &script_env) {
-                            Ok(v) => {
-                                loaded.insert(hook.path.clone(), v);
-                            }
-                            Err(e) => {
-                                errors.push(e);
-                                loaded.insert(hook.path.clone(), (rt.lua.create_table().map_err(internal)?, None));
-                                continue;
-                            }
-                        }
-                    }
-                    let Some((shared, returned)) = loaded.get(&hook.path) else { continue };
-                    if errors.iter().any(|e| e.file == hook.path) {
-                        continue;
-                    }
+                    let script = loaded.entry(hook.path.clone()).or_insert_with(|| {
+                        rt.load_script(set, &hook.path, &globals, &script_env).map_err(|e| errors.push(e)).ok()
+                    });
+                    let Some((shared, returned)) = script else { continue };
                     match resolve(shared, returned.as_ref(), hook, phase) {
                         Ok(f) => {
                             rt.hooks.entry(hook.path.clone()).or_default().insert(hook.name.clone(), f);
