@@ -15,7 +15,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use moongate_proxy::{GenerationHandle, percent_decode};
 use moongate_session::{
-    SESSION_PREFIX, Session, SessionStore, StoreError, generate_key, hash_key, key_hint, rfc3339, unix_now,
+    SESSION_PREFIX, Session, SessionStore, StoreError, generate_key, hash_key, key_hint, quota_counter, rfc3339,
+    unix_now,
 };
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -272,10 +273,7 @@ impl Admin {
         let suppress_reset = query_flag(query, "suppress_reset");
         let now = unix_now();
         if !suppress_reset {
-            incoming.last_updated = now.to_string();
-            if incoming.quota_renewal_rate > 0 {
-                incoming.quota_renews = now + incoming.quota_renewal_rate;
-            }
+            incoming.start_quota_period(now);
         }
         let storage_key = self.sessions.scheme().storage_key(key);
         let generation = self.generation.load_full();
@@ -311,8 +309,7 @@ impl Admin {
         match outcome {
             Ok(Ok(true)) => {
                 if !suppress_reset {
-                    let _ =
-                        self.sessions.store().delete(&format!("quota-{}", self.sessions.scheme().key_id(key))).await;
+                    let _ = self.sessions.reset_quota(key).await;
                 }
                 tracing::info!(key = %key_hint(key), "Key modified.");
                 self.key_action(key, "modified")
@@ -345,7 +342,7 @@ impl Admin {
         match self.sessions.store().delete(&storage_key).await {
             Ok(true) => {
                 let key_id = &storage_key[SESSION_PREFIX.len()..];
-                let _ = self.sessions.store().delete(&format!("quota-{key_id}")).await;
+                let _ = self.sessions.store().delete(&quota_counter(key_id)).await;
                 tracing::info!(key = %key_hint(key), "Key deleted.");
                 self.key_action(key, "deleted")
             }
@@ -387,11 +384,8 @@ impl Admin {
 
     /// A write resets the quota period (Tyk), unless the caller asked otherwise.
     async fn reset_quota(&self, key: &str, session: &mut Session, now: i64) {
-        session.last_updated = now.to_string();
-        if session.quota_renewal_rate > 0 {
-            session.quota_renews = now + session.quota_renewal_rate;
-        }
-        let _ = self.sessions.store().delete(&format!("quota-{}", self.sessions.scheme().key_id(key))).await;
+        session.start_quota_period(now);
+        let _ = self.sessions.reset_quota(key).await;
     }
 
     fn ttl_for(&self, session: &Session, now: i64) -> i64 {

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use moongate_config::ApiDefinition;
 use moongate_scripting::{BodyState, Phase, RequestView, ResponseView, error_chain};
-use moongate_session::{ApiLifetime, Denial, SESSION_PREFIX, Session, key_hint, unix_now};
+use moongate_session::{ApiLifetime, Denial, SESSION_PREFIX, Session, key_hint, quota_counter, rate_counter, unix_now};
 
 use crate::auth::{find_key, remove_cookie, remove_query_param};
 use crate::respond::{Body, GatewayError, override_response};
@@ -245,13 +245,13 @@ impl Worker {
     async fn enforce_limits(&self, key_id: &str, session: &Session) -> Result<(), GatewayError> {
         let store = self.sessions.store();
         if session.rate > 0.0 && session.per > 0.0 {
-            let n = store.incr(&format!("rate-limit-{key_id}"), session.per.ceil() as i64).await?;
+            let n = store.incr(&rate_counter(key_id), session.per.ceil() as i64).await?;
             if n as f64 > session.rate {
                 return Err(GatewayError::RateLimited);
             }
         }
         if session.quota_max > 0 {
-            let n = store.incr(&format!("quota-{key_id}"), session.quota_renewal_rate).await?;
+            let n = store.incr(&quota_counter(key_id), session.quota_renewal_rate).await?;
             if n > session.quota_max {
                 return Err(GatewayError::QuotaExceeded);
             }

@@ -315,11 +315,8 @@ async fn set_key(
         }
     };
     if !suppress_reset {
-        session.last_updated = now.to_string();
-        if session.quota_renewal_rate > 0 {
-            session.quota_renews = now + session.quota_renewal_rate;
-        }
-        svc.sessions.store().delete(&format!("quota-{}", svc.sessions.scheme().key_id(key))).await?;
+        session.start_quota_period(now);
+        svc.sessions.reset_quota(key).await?;
     }
     svc.sessions.put(key, &session, ttl).await
 }

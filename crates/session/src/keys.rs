@@ -5,6 +5,16 @@ use sha2::{Digest, Sha256};
 /// Prefix of every session in the store (Tyk's layout).
 pub const SESSION_PREFIX: &str = "apikey-";
 
+/// The quota counter of a key id (Tyk's `quota-<hash or key>`).
+pub fn quota_counter(key_id: &str) -> String {
+    format!("quota-{key_id}")
+}
+
+/// The rate-limit counter of a key id.
+pub fn rate_counter(key_id: &str) -> String {
+    format!("rate-limit-{key_id}")
+}
+
 /// How raw keys map to storage keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyScheme {

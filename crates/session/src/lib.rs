@@ -5,7 +5,7 @@ mod keys;
 mod model;
 mod store;
 
-pub use keys::{KeyScheme, SESSION_PREFIX, generate_key, hash_key, key_hint};
+pub use keys::{KeyScheme, SESSION_PREFIX, generate_key, hash_key, key_hint, quota_counter, rate_counter};
 pub use model::{ApiLifetime, Denial, Session};
 pub use store::{MemoryStore, Store, StoreError, StoreSpec};
 
@@ -48,6 +48,11 @@ impl SessionStore {
 
     pub async fn delete(&self, raw_key: &str) -> Result<bool, StoreError> {
         self.store.delete(&self.scheme.storage_key(raw_key)).await
+    }
+
+    /// Deletes a key's quota counter, so its next request starts a new period.
+    pub async fn reset_quota(&self, raw_key: &str) -> Result<(), StoreError> {
+        self.store.delete(&quota_counter(&self.scheme.key_id(raw_key))).await.map(|_| ())
     }
 
     /// Seconds left before a key is evicted (-1: never, -2: no such key).

@@ -75,6 +75,15 @@ impl Session {
         serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
     }
 
+    /// Tyk's reset on a write that does not suppress it: `last_updated` is now and a new quota
+    /// period starts (the stored counter goes with [`crate::SessionStore::reset_quota`]).
+    pub fn start_quota_period(&mut self, now: i64) {
+        self.last_updated = now.to_string();
+        if self.quota_renewal_rate > 0 {
+            self.quota_renews = now + self.quota_renewal_rate;
+        }
+    }
+
     /// `expires` < 1 never expires.
     pub fn is_expired(&self, now: i64) -> bool {
         self.expires >= 1 && now > self.expires
