@@ -131,7 +131,30 @@ impl Gateway {
         }
     }
 
+    /// Starts the binary. A port that `free_port` handed out can be taken by another test before
+    /// the gateway binds it; then the gateway is started again on fresh ports.
     fn spawn(&mut self) {
+        for _ in 0..5 {
+            match self.try_spawn() {
+                Ok(()) => return,
+                Err(logs) if logs.contains("Address already in use") => {
+                    let text = std::fs::read_to_string(&self.config).expect("read gateway.yaml");
+                    let addr: SocketAddr = ([127, 0, 0, 1], crate::free_port()).into();
+                    let admin: SocketAddr = ([127, 0, 0, 1], crate::free_port()).into();
+                    let text = text
+                        .replace(&self.addr.to_string(), &addr.to_string())
+                        .replace(&self.admin.to_string(), &admin.to_string());
+                    std::fs::write(&self.config, text).expect("write gateway.yaml");
+                    (self.addr, self.admin) = (addr, admin);
+                    let _ = std::fs::remove_file(self.log_path());
+                }
+                Err(logs) => panic!("moongate exited before listening:\n{logs}"),
+            }
+        }
+        panic!("moongate found no free ports in 5 tries");
+    }
+
+    fn try_spawn(&mut self) -> Result<(), String> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log file");
         let mut cmd = Command::new(&self.bin);
         cmd.arg("run")
@@ -148,10 +171,11 @@ impl Gateway {
         let end = Instant::now() + Duration::from_secs(15);
         while Instant::now() < end {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("moongate exited with {status} before listening:\n{}", self.logs());
+                self.child = None;
+                return Err(format!("exit {status}\n{}", self.logs()));
             }
             if std::net::TcpStream::connect(self.addr).is_ok() && std::net::TcpStream::connect(self.admin).is_ok() {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -25,8 +25,27 @@ impl Redis {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    /// Starts redis-server; when the port was taken meanwhile (it exits at once), a fresh one is
+    /// tried, except on `restart`, which must keep its port.
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
+        self.spawn_on_port(true);
+    }
+
+    fn spawn_on_port(&mut self, may_move: bool) {
+        for _ in 0..5 {
+            if self.try_spawn() {
+                return;
+            }
+            if !may_move {
+                break;
+            }
+            self.port = crate::free_port();
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    fn try_spawn(&mut self) -> bool {
+        let mut child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
@@ -34,15 +53,23 @@ impl Redis {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed (apt-get install -y redis-server)");
-        self.child = Some(child);
         let end = Instant::now() + Duration::from_secs(10);
         while Instant::now() < end {
-            if self.connection().is_ok() {
-                return;
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return false;
+            }
+            // Our own server, not another test's that holds the port: compare process ids.
+            let info: Option<String> =
+                self.connection().ok().and_then(|mut c| redis::cmd("INFO").arg("server").query(&mut c).ok());
+            if info.is_some_and(|i| i.contains(&format!("process_id:{}\r", child.id()))) {
+                self.child = Some(child);
+                return true;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("redis-server did not start on port {}", self.port);
+        let _ = child.kill();
+        let _ = child.wait();
+        false
     }
 
     /// Kills the server (the port stays reserved for `restart`).
@@ -56,7 +83,7 @@ impl Redis {
     /// Starts it again on the same port, empty.
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn();
+        self.spawn_on_port(false);
     }
 
     pub fn connection(&self) -> redis::RedisResult<redis::Connection> {
