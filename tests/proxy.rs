@@ -63,6 +63,71 @@ async fn bodies_stream_both_ways() {
     assert_eq!(r.json()["method"], "POST");
 }
 
+/// `moongate_upstream_connections_opened_total` from the admin API.
+async fn upstream_connections(gw: &moongate_testkit::Gateway) -> u64 {
+    let text = request("GET", &gw.admin_url("/metrics"), &[], "").await.body;
+    text.lines()
+        .find_map(|l| l.strip_prefix("moongate_upstream_connections_opened_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no connection counter in:\n{text}"))
+}
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive() {
+    let env = Env::start(Backend::Memory, |b, up| open_apis(b, up).workers(1));
+    let gw = &env.gw;
+    // Bodies of every shape give their connection back once read: JSON, none (204, HEAD), large.
+    for path in ["/open/a", "/open/b?echo_status=204", "/open/c?echo_status=304"] {
+        for _ in 0..10 {
+            let r = request("GET", &gw.url(path), &[], "").await;
+            assert!(matches!(r.status, 200 | 204 | 304), "{path}: {}", r.status);
+        }
+    }
+    for _ in 0..5 {
+        assert_eq!(request("HEAD", &gw.url("/open/h"), &[], "").await.status, 200);
+        let r = request("GET", &gw.url(&format!("/open/big?pad={}", "p".repeat(60_000))), &[], "").await;
+        assert_eq!(r.status, 200);
+        assert!(r.body.len() > 60_000);
+    }
+    assert_eq!(upstream_connections(gw).await, 1, "one upstream connection served all 45 requests");
+
+    // An upstream that closes after its answer costs a new connection, and nothing fails.
+    let r = request("GET", &gw.url("/open/c?echo_header=Connection:close"), &[], "").await;
+    assert_eq!(r.status, 200);
+    for _ in 0..5 {
+        assert_eq!(request("GET", &gw.url("/open/d"), &[], "").await.status, 200);
+    }
+    assert_eq!(upstream_connections(gw).await, 2);
+}
+
+/// An upstream that closes every connection shortly after its first answer, as servers do with
+/// idle keep-alive connections.
+#[tokio::test]
+async fn idle_connection_closed_by_the_upstream_is_not_reused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let up = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                if s.read(&mut buf).await.unwrap_or(0) > 0 {
+                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            });
+        }
+    });
+    let env =
+        Env::start(Backend::Memory, |b, _| b.api("c.yaml", &api("c", "/c/", &up, "use_keyless: true")).workers(1));
+    for i in 0..3 {
+        let r = request("GET", &env.gw.url("/c/"), &[], "").await;
+        assert_eq!((r.status, r.body.as_str()), (200, "ok"), "request {i}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(upstream_connections(&env.gw).await, 3);
+}
+
 #[tokio::test]
 async fn upstream_failures() {
     let env = Env::start(Backend::Memory, |b, up| open_apis(b, up).setting("upstream: { timeout_ms: 500 }"));

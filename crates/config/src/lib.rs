@@ -194,6 +194,8 @@ pub struct AuthConfig {
 pub struct Target {
     pub scheme: http::uri::Scheme,
     pub authority: http::uri::Authority,
+    /// The Host header the upstream gets (unless the API preserves the client's).
+    pub host: http::HeaderValue,
     pub base_path: String,
 }
 

@@ -366,8 +366,10 @@ fn parse_target(url: &str) -> Result<Target, String> {
     if uri.query().is_some() {
         return Err(format!("target_url `{url}` must not have a query string"));
     }
+    let host = http::HeaderValue::from_str(authority.as_str())
+        .map_err(|e| format!("target_url `{url}`: the host is not a valid Host header: {e}"))?;
     let base_path = uri.path().trim_end_matches('/').to_owned();
-    Ok(Target { scheme, authority, base_path })
+    Ok(Target { scheme, authority, host, base_path })
 }
 
 fn parse_addr(s: &str) -> Result<SocketAddr, String> {

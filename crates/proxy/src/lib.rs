@@ -27,7 +27,7 @@ use moongate_session::{ApiLifetime, SessionStore};
 pub use respond::{Body, GatewayError, error_response};
 pub use router::Router;
 pub use server::{bind_reuseport, serve};
-pub use upstream::UpstreamClient;
+pub use upstream::{RequestBody, UpstreamBody, UpstreamError, UpstreamPool};
 
 /// One configuration generation: validated settings and APIs plus what is built from them.
 /// Immutable; a reload makes a new one.
@@ -102,7 +102,7 @@ pub type GenerationHandle = Arc<ArcSwap<Generation>>;
 pub struct Worker {
     generation: GenerationHandle,
     sessions: SessionStore,
-    client: UpstreamClient,
+    upstream: Arc<UpstreamPool>,
     services: Arc<Services>,
     /// This worker's Lua state for the generation it was built for.
     hooks: Mutex<Option<(u64, Arc<HookRuntime>)>>,
@@ -111,9 +111,9 @@ pub struct Worker {
 impl Worker {
     /// Must be called inside the worker's runtime (the upstream pool spawns its tasks there).
     pub fn new(generation: GenerationHandle, sessions: SessionStore) -> Self {
-        let client = upstream::client(&generation.load().gateway.upstream);
+        let upstream = UpstreamPool::new(&generation.load().gateway.upstream);
         let services = Arc::new(Services::new(sessions.clone()));
-        Self { generation, sessions, client, services, hooks: Mutex::new(None) }
+        Self { generation, sessions, upstream, services, hooks: Mutex::new(None) }
     }
 
     /// The hook runtime of `generation`, built on first use after a reload, or again after a hook

@@ -45,6 +45,7 @@ pub struct Metrics {
     pub reloads_rejected: AtomicU64,
     pub reloads_unchanged: AtomicU64,
     pub admin_store_errors: AtomicU64,
+    pub upstream_connections: AtomicU64,
 }
 
 /// Requests that matched no API are counted under this id.
@@ -133,6 +134,17 @@ impl Metrics {
             out,
             "moongate_admin_session_store_errors_total {}",
             self.admin_store_errors.load(Ordering::Relaxed)
+        );
+        header(
+            &mut out,
+            "moongate_upstream_connections_opened_total",
+            "counter",
+            "Connections opened to upstreams; with keep-alive working it grows far slower than requests.",
+        );
+        let _ = writeln!(
+            out,
+            "moongate_upstream_connections_opened_total {}",
+            self.upstream_connections.load(Ordering::Relaxed)
         );
         header(&mut out, "moongate_reloads_total", "counter", "Configuration reloads, by outcome.");
         for (outcome, n) in [

@@ -17,7 +17,7 @@ use moongate_session::{ApiLifetime, Denial, SESSION_PREFIX, Session, key_hint, q
 use crate::auth::{find_key, remove_cookie, remove_query_param};
 use crate::respond::{Body, GatewayError, override_response};
 use crate::router::strip_listen_path;
-use crate::upstream::strip_hop_by_hop;
+use crate::upstream::{RequestBody, strip_hop_by_hop};
 use crate::{Generation, Worker};
 
 impl Worker {
@@ -156,7 +156,7 @@ impl Worker {
 
         // 7. The upstream.
         let mut request_copy = (!mw.response.is_empty()).then(|| copy_parts(&parts));
-        let upstream_body: Body = match body {
+        let upstream_body: RequestBody = match body {
             BodyState::Buffered(b) => Either::Right(Full::new(b)),
             BodyState::Stream => match incoming {
                 Some(i) => Either::Left(i),
@@ -165,7 +165,7 @@ impl Worker {
         };
         let upstream_req = upstream_request(api, parts, upstream_body, remote)?;
         let timeout = generation.gateway.upstream.timeout;
-        let resp = match tokio::time::timeout(timeout, self.client.request(upstream_req)).await {
+        let resp = match tokio::time::timeout(timeout, self.upstream.send(&api.target.authority, upstream_req)).await {
             Err(_) => return Err(GatewayError::UpstreamTimeout(timeout.as_millis())),
             Ok(Err(e)) => return Err(GatewayError::UpstreamUnreachable(error_chain(&e))),
             Ok(Ok(resp)) => resp,
@@ -312,9 +312,9 @@ fn strip_auth_data(api: &ApiDefinition, parts: &mut http::request::Parts) {
 pub(crate) fn upstream_request(
     api: &ApiDefinition,
     mut parts: http::request::Parts,
-    body: Body,
+    body: RequestBody,
     remote: SocketAddr,
-) -> Result<Request<Body>, GatewayError> {
+) -> Result<Request<RequestBody>, GatewayError> {
     let path = parts.uri.path();
     let path = if api.strip_listen_path { strip_listen_path(&api.listen_path, path) } else { path.into() };
     let query = parts.uri.query();
@@ -325,17 +325,12 @@ pub(crate) fn upstream_request(
         pq.push('?');
         pq.push_str(q);
     }
-    parts.uri = Uri::builder()
-        .scheme(api.target.scheme.clone())
-        .authority(api.target.authority.clone())
-        .path_and_query(pq)
-        .build()
-        .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
+    // Origin form: the connection already goes to the target.
+    parts.uri = Uri::from_maybe_shared(pq).map_err(|e| GatewayError::BadRequest(e.to_string()))?;
     parts.version = Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers);
-    if !api.preserve_host_header {
-        // The client adds Host from the target URL when none is set.
-        parts.headers.remove(header::HOST);
+    if !api.preserve_host_header || !parts.headers.contains_key(header::HOST) {
+        parts.headers.insert(header::HOST, api.target.host.clone());
     }
     for name in &api.global_headers_remove {
         parts.headers.remove(name);

@@ -4,12 +4,11 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 use moongate_scripting::{HookError, Overrides};
 use moongate_session::StoreError;
 
-/// Bodies in both directions: streamed from a peer, or made here.
-pub type Body = Either<Incoming, Full<Bytes>>;
+/// Response bodies: streamed from the upstream, or made here.
+pub type Body = Either<crate::upstream::UpstreamBody, Full<Bytes>>;
 
 /// Why a request was answered by the gateway instead of the upstream.
 #[derive(Debug, thiserror::Error)]
