@@ -77,14 +77,11 @@ pub(crate) fn headers_table(lua: &Lua, headers: &HeaderMap, mt: &Table) -> mlua:
     Ok(t)
 }
 
-/// The request as one call to the prelude's `new_request`: method, URL, query, the headers as
+/// The arguments of the prelude's `new_request`: method, URL, query, the headers as
 /// `Name\0value\0...` (Go's canonical names, `Host` included) and the body (nil when not read).
-pub(crate) fn request_table(
-    lua: &Lua,
-    new_request: &Function,
-    view: &RequestView<'_>,
-    with_body: bool,
-) -> mlua::Result<Table> {
+pub(crate) type RequestArgs<'a> = (&'a str, &'a str, &'a str, String, Value);
+
+pub(crate) fn request_args<'a>(lua: &Lua, view: &'a RequestView<'_>, with_body: bool) -> mlua::Result<RequestArgs<'a>> {
     let parts = &*view.parts;
     let mut headers = String::with_capacity(256);
     for (name, value) in &parts.headers {
@@ -104,24 +101,50 @@ pub(crate) fn request_table(
         (_, false) => Value::Nil,
     };
     let url = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    new_request.call((parts.method.as_str(), url, parts.uri.query().unwrap_or(""), headers, body))
+    Ok((parts.method.as_str(), url, parts.uri.query().unwrap_or(""), headers, body))
 }
 
-/// Applies a returned request table. Returns the overrides when the hook set a response code.
+/// The request as a table of its own (response hooks get it beside the response).
+pub(crate) fn request_table(
+    lua: &Lua,
+    new_request: &Function,
+    view: &RequestView<'_>,
+    with_body: bool,
+) -> mlua::Result<Table> {
+    new_request.call(request_args(lua, view, with_body)?)
+}
+
+/// Which parts of a returned request changed, as the prelude's `changes` reports them.
+pub(crate) mod changed {
+    pub const DELETE_HEADERS: i64 = 1;
+    pub const SET_HEADERS: i64 = 2;
+    pub const BODY: i64 = 4;
+    pub const URL: i64 = 8;
+    pub const PARAMS: i64 = 16;
+    pub const OVERRIDES: i64 = 32;
+}
+
+/// Applies a returned request table; `changes` (bits of [`changed`]) says which parts to read.
+/// Returns the overrides when the hook set a response code.
 pub(crate) fn apply_request(
     t: &Table,
+    changes: i64,
     view: &mut RequestView<'_>,
     body_was_read: bool,
 ) -> mlua::Result<Option<Overrides>> {
     let headers = &mut view.parts.headers;
-    if let Some(del) = t.raw_get::<Option<Table>>("DeleteHeaders")? {
+    if changes & changed::DELETE_HEADERS != 0
+        && let Some(del) = t.raw_get::<Option<Table>>("DeleteHeaders")?
+    {
         for name in del.sequence_values::<String>() {
             if let Ok(n) = HeaderName::from_bytes(name?.as_bytes()) {
                 headers.remove(n);
             }
         }
     }
-    if let Some(set) = t.raw_get::<Option<Table>>("SetHeaders")? {
+    if changes & changed::SET_HEADERS != 0
+        && let Some(set) = t.raw_get::<Option<Table>>("SetHeaders")?
+    {
         for pair in set.pairs::<String, String>() {
             let (k, v) = pair?;
             let name = HeaderName::from_bytes(k.as_bytes())
@@ -132,7 +155,7 @@ pub(crate) fn apply_request(
             headers.insert(name, value);
         }
     }
-    if !t.raw_get::<Option<bool>>("IgnoreBody")?.unwrap_or(false)
+    if changes & changed::BODY != 0
         && let Some(new_body) = t.raw_get::<Option<mlua::LuaString>>("Body")?
     {
         let new_body = Bytes::copy_from_slice(&new_body.as_bytes());
@@ -147,8 +170,10 @@ pub(crate) fn apply_request(
             *view.body = BodyState::Buffered(new_body);
         }
     }
-    apply_url_and_params(t, view.parts)?;
-    read_overrides(t)
+    if changes & (changed::URL | changed::PARAMS) != 0 {
+        apply_url_and_params(t, view.parts)?;
+    }
+    if changes & changed::OVERRIDES != 0 { read_overrides(t) } else { Ok(None) }
 }
 
 fn apply_url_and_params(t: &Table, parts: &mut http::request::Parts) -> mlua::Result<()> {

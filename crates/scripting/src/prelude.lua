@@ -43,30 +43,36 @@ local TykJS = {
 
 -- Globals a script writes while handling a request live in a table of that request's coroutine;
 -- globals written while the script loads (its middleware objects) are shared by every request.
+-- A hook's coroutine maps to `false` until the hook writes its first global, so a hook that
+-- writes none costs no table. Until some request of a script writes a global, its reads go
+-- straight to the shared table (a plain `__index` table, no function call per read).
 local per_request = setmetatable({}, { __mode = "k" })
 
 local function script_env(shared)
-  local env = {}
-  setmetatable(env, {
-    __index = function(_, k)
-      local mine = per_request[running()]
-      if mine ~= nil then
-        local v = mine[k]
-        if v ~= nil then return v end
-      end
-      return shared[k]
-    end,
-    __newindex = function(_, k, v)
-      local mine = per_request[running()]
-      if mine ~= nil then mine[k] = v else shared[k] = v end
-    end,
-  })
-  return env
+  local env, mt = {}, {}
+  local function read(_, k)
+    local mine = per_request[running()]
+    if mine then
+      local v = mine[k]
+      if v ~= nil then return v end
+    end
+    return shared[k]
+  end
+  mt.__index = shared
+  mt.__newindex = function(_, k, v)
+    local co = running()
+    local mine = per_request[co]
+    if mine == nil then shared[k] = v; return end
+    if mine == false then mine = {}; per_request[co] = mine end
+    mine[k] = v
+    mt.__index = read
+  end
+  return setmetatable(env, mt)
 end
 
 -- Calls a hook function with a fresh set of request globals (coroutines may be reused).
 local function call(fn, ...)
-  per_request[running()] = {}
+  per_request[running()] = false
   return fn(...)
 end
 
@@ -94,12 +100,19 @@ local function unescape(s)
   return (gsub(s, "%%(%x%x)", function(h) return char(tonumber(h, 16)) end))
 end
 
+local find, sub = string.find, string.sub
+
 local makers = {
   Headers = function(raw)
-    local h = setmetatable({}, headers_mt)
-    for name, value in gmatch(raw.headers, "([^\0]*)\0([^\0]*)\0") do
+    local h, s, pos = setmetatable({}, headers_mt), raw.headers, 1
+    while true do
+      local a = find(s, "\0", pos, true)
+      if a == nil then break end
+      local b = find(s, "\0", a + 1, true)
+      local name, value = sub(s, pos, a - 1), sub(s, a + 1, b - 1)
       local list = rawget(h, name)
       if list then list[#list + 1] = value else rawset(h, name, { value }) end
+      pos = b + 1
     end
     return h
   end,
@@ -134,9 +147,55 @@ local request_mt = {
 }
 
 local function new_request(method, url, query, headers, body)
-  local t = setmetatable({ Method = method, URL = url, RequestURI = url, Scheme = "http", Body = body, IgnoreBody = false }, request_mt)
+  -- The nil fields only size the table for the lazy ones, so that making them needs no rehash.
+  local t = setmetatable({
+    Method = method, URL = url, RequestURI = url, Scheme = "http", Body = body, IgnoreBody = false,
+    Headers = nil, SetHeaders = nil, ReturnOverrides = nil,
+  }, request_mt)
   pending[t] = { headers = headers, query = query }
   return t
+end
+
+-- What the pipeline must apply from a returned request, as bits, so that Rust reads only those
+-- fields (every read from Rust is a call into the VM).
+local DELETE_HEADERS, SET_HEADERS, BODY, URL, PARAMS, OVERRIDES = 1, 2, 4, 8, 16, 32
+
+local function filled(t) return type(t) == "table" and next(t) ~= nil end
+
+local function changes(req, url, body)
+  local bits = 0
+  if filled(rawget(req, "DeleteHeaders")) then bits = bits | DELETE_HEADERS end
+  if filled(rawget(req, "SetHeaders")) then bits = bits | SET_HEADERS end
+  if rawget(req, "Body") ~= body and not rawget(req, "IgnoreBody") then bits = bits | BODY end
+  local u = rawget(req, "URL")
+  if u ~= nil and u ~= url then bits = bits | URL end
+  if filled(rawget(req, "DeleteParams")) or filled(rawget(req, "AddParams")) or filled(rawget(req, "ExtendedParams")) then
+    bits = bits | PARAMS
+  end
+  local o = rawget(req, "ReturnOverrides")
+  if type(o) == "table" and o.ResponseCode ~= 0 and o.ResponseCode ~= nil then bits = bits | OVERRIDES end
+  return bits
+end
+
+-- Runs a request hook: builds the request, calls the hook with fresh request globals, and reads
+-- its answer in either form (`ReturnData`'s table, or plain `request, meta` / custom auth's
+-- `request, session, key`). Returns the request and its change bits, the meta, the session and
+-- the key; nothing when the hook returned no request table.
+local function run_request(fn, auth, method, url, query, headers, body, session, config)
+  per_request[running()] = false
+  local request = new_request(method, url, query, headers, body)
+  local first, second, third = fn(request, session or {}, config)
+  if type(first) ~= "table" then return nil end
+  local req, meta, sess, key = first, nil, nil, nil
+  if first.Request ~= nil then
+    req, meta, sess, key = first.Request, first.SessionMeta, first.Session, first.AuthValue
+  elseif auth then
+    sess, key = second, third
+  else
+    meta = second
+  end
+  if type(req) ~= "table" then return nil end
+  return req, changes(req, url, body), meta, sess, key
 end
 
 -- Touches every lazy field, so that encoding a request shows all of it.
@@ -153,5 +212,6 @@ return {
   materialize = materialize,
   script_env = script_env,
   call = call,
+  run_request = run_request,
   headers_mt = headers_mt,
 }

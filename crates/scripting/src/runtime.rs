@@ -94,6 +94,7 @@ pub struct HookRuntime {
     hooks: HashMap<PathBuf, HashMap<String, Function>>,
     configs: HashMap<String, Table>,
     call: Function,
+    run_request: Function,
     new_request: Function,
     headers_mt: Table,
     clock: Arc<Clock>,
@@ -139,6 +140,7 @@ impl HookRuntime {
         globals.raw_set("TykJS", prelude.get::<Table>("TykJS").map_err(internal)?).map_err(internal)?;
         let script_env: Function = prelude.get("script_env").map_err(internal)?;
         let call: Function = prelude.get("call").map_err(internal)?;
+        let run_request: Function = prelude.get("run_request").map_err(internal)?;
         let headers_mt: Table = prelude.get("headers_mt").map_err(internal)?;
         let new_request: Function = prelude.get("new_request").map_err(internal)?;
         // json.encode(request) shows every field, including those the hook never touched.
@@ -165,6 +167,7 @@ impl HookRuntime {
             hooks: HashMap::new(),
             configs: HashMap::new(),
             call,
+            run_request,
             new_request,
             headers_mt,
             clock,
@@ -298,11 +301,14 @@ impl HookRuntime {
         let f = self.function(hook)?;
         let with_body = matches!(view.body, BodyState::Buffered(_));
         let fail = |e: mlua::Error| self.classify(hook, e);
-        let request = convert::request_table(&self.lua, &self.new_request, view, with_body).map_err(fail)?;
-        let session_value =
-            self.session_value(session.filter(|_| matches!(phase, Phase::PostKeyAuth | Phase::Post))).map_err(fail)?;
+        let (method, url, query, headers, body) = convert::request_args(&self.lua, view, with_body).map_err(fail)?;
+        let session_value = match session.filter(|_| matches!(phase, Phase::PostKeyAuth | Phase::Post)) {
+            Some(s) => self.lua.to_value(s).map_err(fail)?,
+            None => Value::Nil,
+        };
         let config = self.configs.get(&api.api_id).cloned();
-        let fut = self.call.call_async::<MultiValue>((f.clone(), request, session_value, config));
+        let args = (f.clone(), phase == Phase::AuthCheck, method, url, query, headers, body, session_value, config);
+        let fut = self.run_request.call_async::<(Option<Table>, i64, Value, Value, Value)>(args);
         let out = self.bounded(hook, fut).await?;
         self.read_request_result(phase, out, view, with_body).map_err(fail)
     }
@@ -310,40 +316,19 @@ impl HookRuntime {
     fn read_request_result(
         &self,
         phase: Phase,
-        out: MultiValue,
+        (request, changes, meta, session, auth_value): (Option<Table>, i64, Value, Value, Value),
         view: &mut RequestView<'_>,
         with_body: bool,
     ) -> mlua::Result<HookOutput> {
-        let mut values = out.into_iter();
-        let first = values.next().unwrap_or(Value::Nil);
-        let Value::Table(first) = first else {
+        let Some(request) = request else {
             return Err(mlua::Error::runtime("the hook returned no request object: return ReturnData(request, meta)"));
         };
-        let (request, meta, session, auth_value) = if first.contains_key("Request")? {
-            (
-                first.get::<Value>("Request")?,
-                first.get::<Value>("SessionMeta")?,
-                first.get::<Value>("Session")?,
-                first.get::<Option<String>>("AuthValue")?,
-            )
-        } else {
-            // A plain function returns `request[, meta]` (custom auth: `request, session[, key]`).
-            let second = values.next().unwrap_or(Value::Nil);
-            if phase == Phase::AuthCheck {
-                (
-                    Value::Table(first),
-                    Value::Nil,
-                    second,
-                    values.next().and_then(|v| v.as_string().map(|s| s.to_string_lossy())),
-                )
-            } else {
-                (Value::Table(first), second, Value::Nil, None)
-            }
+        let auth_value = match auth_value {
+            Value::String(s) => Some(s.to_string_lossy()),
+            Value::Integer(i) => Some(i.to_string()),
+            _ => None,
         };
-        let Value::Table(request) = request else {
-            return Err(mlua::Error::runtime("the hook returned no request object: return ReturnData(request, meta)"));
-        };
-        let overrides = convert::apply_request(&request, view, with_body)?;
+        let overrides = convert::apply_request(&request, changes, view, with_body)?;
         let meta = read_meta(&meta)?;
         let auth = match (phase, session) {
             (Phase::AuthCheck, Value::Table(t)) => {
