@@ -230,6 +230,59 @@ async fn backend_auth_port_of_a_tyk_pre_hook() {
     assert_eq!(r.status, 401);
 }
 
+/// GET calls Redis has answered so far.
+fn redis_gets(env: &Env) -> u64 {
+    let info: String = env.redis.as_ref().expect("redis").cmd(&["INFO", "commandstats"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_get:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The session check of `bench/auth.lua` (the peer benchmark's hook) followed by token auth on
+/// the header it sets: the key is read from the store once per request, not twice, and a hook
+/// that changes the key makes token auth read it again.
+#[tokio::test]
+async fn token_auth_reuses_the_session_a_hook_read() {
+    const EXPIRE: &str = r#"
+expire = TykJS.TykMiddleware.NewMiddleware({})
+expire:NewProcessRequest(function(request, session, config)
+  local key = request.Headers["Authorization"][1]
+  local s = json.decode(TykGetKeyData(key, config.APIID))
+  s.expires = 1
+  TykSetKeyData(key, json.encode(s), 1)
+  request.SetHeaders["x-internal-authorization"] = key
+  return expire:ReturnData(request, {})
+end)
+"#;
+    let env = Env::start(Backend::Redis, |b, up| {
+        let auth = "auth: { auth_header_name: x-internal-authorization }";
+        hooked(b, up, "check", auth, &pre("benchAuth", "auth.lua"))
+            .script("auth.lua", include_str!("../bench/auth.lua"))
+            .api(
+                "exp.yaml",
+                &api("exp", "/exp/", up, &format!("{auth}\ncustom_middleware:\n{}", pre("expire", "expire.lua"))),
+            )
+            .script("expire.lua", EXPIRE)
+    });
+    let gw = &env.gw;
+    let key = gw.create_key(&json!({"expires": 0, "access_rights": {}})).await;
+    let before = redis_gets(&env);
+    for _ in 0..5 {
+        let r = request("GET", &gw.url("/check/x"), &[("authorization", &key)], "").await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["headers"]["x-internal-authorization"], key.as_str());
+    }
+    assert_eq!(redis_gets(&env) - before, 5, "one store read per request");
+    let r = request("GET", &gw.url("/check/x"), &[("authorization", "unknown")], "").await;
+    assert_eq!((r.status, r.error().as_str()), (403, "Access to this API has been disallowed"));
+
+    // The hook expires the key it read: token auth sees the write, not the copy.
+    let r = request("GET", &gw.url("/exp/x"), &[("authorization", &key)], "").await;
+    assert_eq!((r.status, r.error().as_str()), (401, "Key has expired, please renew"));
+}
+
 #[tokio::test]
 async fn response_hook() {
     let env = Env::start(Backend::Memory, |b, up| {

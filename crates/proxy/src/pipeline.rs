@@ -11,8 +11,10 @@ use http::{Request, Response, Uri, Version};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use moongate_config::ApiDefinition;
-use moongate_scripting::{BodyState, Phase, RequestView, ResponseView, error_chain};
-use moongate_session::{ApiLifetime, Denial, SESSION_PREFIX, Session, key_hint, quota_counter, rate_counter, unix_now};
+use moongate_scripting::{BodyState, Phase, RequestView, ResponseView, SessionReads, error_chain};
+use moongate_session::{
+    ApiLifetime, Denial, SESSION_PREFIX, Session, StoreError, key_hint, quota_counter, rate_counter, unix_now,
+};
 
 use crate::auth::{find_key, remove_cookie, remove_query_param};
 use crate::respond::{Body, GatewayError, override_response};
@@ -69,6 +71,8 @@ impl Worker {
         let (mut parts, incoming) = req.into_parts();
         let mw = &api.middleware;
         let hooks = if mw.is_empty() { None } else { Some(self.hook_runtime(generation)?) };
+        // What hooks read of the session store, for the token auth that follows them.
+        let reads = hooks.as_ref().map(|_| Arc::new(SessionReads::default()));
         let mut incoming = Some(incoming);
         let mut body = BodyState::Stream;
         if hooks.is_some() && generation.scripts.needs_body(&api.api_id) {
@@ -85,7 +89,7 @@ impl Worker {
         if let Some(rt) = &hooks {
             for hook in &mw.pre {
                 let mut view = RequestView { parts: &mut parts, body: &mut body };
-                let out = rt.run_request(Phase::Pre, hook, api, &mut view, None).await?;
+                let out = rt.run_request(Phase::Pre, hook, api, &mut view, None, reads.as_ref()).await?;
                 if let Some(o) = out.overrides {
                     return Ok(override_response(&o));
                 }
@@ -98,7 +102,7 @@ impl Worker {
             let mut found = match (&hooks, &mw.auth_check) {
                 (Some(rt), Some(hook)) => {
                     let mut view = RequestView { parts: &mut parts, body: &mut body };
-                    let out = rt.run_request(Phase::AuthCheck, hook, api, &mut view, None).await?;
+                    let out = rt.run_request(Phase::AuthCheck, hook, api, &mut view, None, reads.as_ref()).await?;
                     if let Some(o) = out.overrides {
                         return Ok(override_response(&o));
                     }
@@ -107,13 +111,13 @@ impl Worker {
                     // Tyk keeps the session a custom auth hook built under its `AuthValue`.
                     KeySession { dirty: key_id.is_some(), key_id, session: auth.session }
                 }
-                _ => self.token_session(api, &parts).await?,
+                _ => self.token_session(api, &parts, reads.as_deref()).await?,
             };
             if let Some(rt) = &hooks {
                 for hook in &mw.post_key_auth {
                     let mut view = RequestView { parts: &mut parts, body: &mut body };
                     let visible = hook.require_session.then_some(&found.session);
-                    let out = rt.run_request(Phase::PostKeyAuth, hook, api, &mut view, visible).await?;
+                    let out = rt.run_request(Phase::PostKeyAuth, hook, api, &mut view, visible, reads.as_ref()).await?;
                     if hook.require_session {
                         found.apply_meta(out.meta);
                     }
@@ -141,7 +145,7 @@ impl Worker {
             for hook in &mw.post {
                 let mut view = RequestView { parts: &mut parts, body: &mut body };
                 let visible = session.as_ref().filter(|_| hook.require_session).map(|s| &s.session);
-                let out = rt.run_request(Phase::Post, hook, api, &mut view, visible).await?;
+                let out = rt.run_request(Phase::Post, hook, api, &mut view, visible, reads.as_ref()).await?;
                 if hook.require_session
                     && let Some(s) = session.as_mut()
                 {
@@ -214,14 +218,16 @@ impl Worker {
         &self,
         api: &ApiDefinition,
         parts: &http::request::Parts,
+        reads: Option<&SessionReads>,
     ) -> Result<KeySession, GatewayError> {
         let key = find_key(&api.auth, &parts.headers, parts.uri.query()).ok_or(GatewayError::AuthMissing)?;
         let key_id = self.sessions.scheme().key_id(&key);
-        let session = self
-            .sessions
-            .get_by_storage_key(&format!("{SESSION_PREFIX}{key_id}"))
-            .await?
-            .ok_or(GatewayError::KeyNotFound)?;
+        let storage_key = format!("{SESSION_PREFIX}{key_id}");
+        let session = match reads.and_then(|r| r.take(&storage_key)) {
+            Some(text) => Some(Session::from_json(&text).map_err(|e| StoreError::Corrupt(e.to_string()))?),
+            None => self.sessions.get_by_storage_key(&storage_key).await?,
+        }
+        .ok_or(GatewayError::KeyNotFound)?;
         tracing::debug!(api_id = %api.api_id, key = %key_hint(&key), "Key found.");
         Ok(KeySession { key_id: Some(key_id), session, dirty: false })
     }

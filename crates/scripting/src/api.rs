@@ -18,7 +18,7 @@ use mlua::{Lua, LuaSerdeExt, Table, Value};
 use moongate_session::{Session, key_hint, unix_now};
 use serde_json::json;
 
-use crate::runtime::{HostContext, Services};
+use crate::runtime::{HostContext, Services, SessionReads};
 
 pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -33,6 +33,30 @@ pub(crate) fn http_client() -> HttpClient {
         .pool_idle_timeout(Duration::from_secs(30))
         .pool_timer(TokioTimer::new())
         .build(conn)
+}
+
+/// The session reads of the request whose hook is calling; only valid before the first await.
+fn reads(lua: &Lua) -> Option<Arc<SessionReads>> {
+    lua.app_data_ref::<HostContext>().and_then(|c| c.clock.reads())
+}
+
+/// Reads a session's stored JSON for a hook, and remembers it for the request's token auth.
+async fn read_session(lua: &Lua, key: &str) -> mlua::Result<Option<String>> {
+    let reads = reads(lua);
+    let svc = services(lua)?;
+    let storage_key = svc.sessions.scheme().storage_key(key);
+    let text = svc.sessions.store().get(&storage_key).await.map_err(mlua::Error::external)?;
+    if let (Some(reads), Some(text)) = (reads, &text) {
+        reads.record(storage_key, text);
+    }
+    Ok(text)
+}
+
+/// A hook changes or deletes a key: the request's copy of it is stale.
+fn forget_session(lua: &Lua, key: &str) {
+    if let (Some(reads), Ok(svc)) = (reads(lua), services(lua)) {
+        reads.forget(&svc.sessions.scheme().storage_key(key));
+    }
 }
 
 fn services(lua: &Lua) -> mlua::Result<Arc<Services>> {
@@ -97,9 +121,8 @@ pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
     g.raw_set(
         "TykGetKeyData",
         lua.create_async_function(|lua, (key, _api_id): (String, Option<String>)| async move {
-            let svc = services(&lua)?;
             let not_found = || json!({"status": "error", "message": "Key not found"}).to_string();
-            match svc.sessions.store().get(&svc.sessions.scheme().storage_key(&key)).await {
+            match read_session(&lua, &key).await {
                 Ok(Some(text)) => Ok(text),
                 Ok(None) => Ok(not_found()),
                 Err(e) => {
@@ -204,14 +227,7 @@ fn install_native(lua: &Lua, json_t: &Table) -> mlua::Result<()> {
     session.raw_set(
         "get",
         lua.create_async_function(|lua, key: String| async move {
-            let svc = services(&lua)?;
-            match svc
-                .sessions
-                .store()
-                .get(&svc.sessions.scheme().storage_key(&key))
-                .await
-                .map_err(mlua::Error::external)?
-            {
+            match read_session(&lua, &key).await? {
                 Some(text) => {
                     let v: serde_json::Value = serde_json::from_str(&text).map_err(mlua::Error::external)?;
                     lua.to_value(&v)
@@ -235,6 +251,7 @@ fn install_native(lua: &Lua, json_t: &Table) -> mlua::Result<()> {
     session.raw_set(
         "delete",
         lua.create_async_function(|lua, key: String| async move {
+            forget_session(&lua, &key);
             let svc = services(&lua)?;
             svc.sessions.delete(&key).await.map_err(mlua::Error::external)
         })?,
@@ -305,6 +322,7 @@ async fn set_key(
     mut session: Session,
     suppress_reset: bool,
 ) -> Result<(), moongate_session::StoreError> {
+    forget_session(lua, key);
     let svc = services(lua).map_err(|e| moongate_session::StoreError::Unavailable(e.to_string()))?;
     let now = unix_now();
     let ttl = {

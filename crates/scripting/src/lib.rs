@@ -19,7 +19,7 @@ use moongate_config::{ApiDefinition, GlobalLifetime, HookLimits};
 
 pub use api::error_chain;
 pub use convert::{BodyState, Overrides, RequestView, ResponseView};
-pub use runtime::{AuthResult, HookOutput, HookRuntime, Phase, ResponseOutput, Services};
+pub use runtime::{AuthResult, HookOutput, HookRuntime, Phase, ResponseOutput, Services, SessionReads};
 
 /// A script that does not compile or does not provide its hook.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -50,6 +50,7 @@ impl Services {
 /// Shared with the Rust functions exposed to Lua, through the state's app data.
 pub(crate) struct HostContext {
     pub services: Option<Arc<Services>>,
+    pub clock: Arc<Clock>,
     pub lifetimes: HashMap<String, ApiLifetime>,
     pub global: GlobalLifetime,
 }
@@ -75,17 +76,59 @@ pub struct ResponseOutput {
     pub meta: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-/// The deadline of the hook being polled right now, read by the instruction hook.
-struct Clock {
+/// What belongs to the hook being polled right now: its deadline, read by the instruction hook,
+/// and its request's session reads, used by the session functions.
+pub(crate) struct Clock {
     epoch: Instant,
     /// Nanoseconds after `epoch`; 0 when no hook runs.
     deadline: AtomicU64,
+    reads: Mutex<Option<Arc<SessionReads>>>,
 }
 
 impl Clock {
     fn past_deadline(&self) -> bool {
         let d = self.deadline.load(Ordering::Relaxed);
         d != 0 && self.epoch.elapsed().as_nanos() as u64 > d
+    }
+
+    /// The session reads of the request whose hook is running; read before the first await.
+    pub(crate) fn reads(&self) -> Option<Arc<SessionReads>> {
+        self.reads.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_reads(&self, reads: Option<&Arc<SessionReads>>) {
+        *self.reads.lock().unwrap_or_else(|p| p.into_inner()) = reads.cloned();
+    }
+}
+
+/// The last session a request's hooks read from the store, by storage key. Token auth after a
+/// hook that read the same key (a pre hook checking the key, say) takes this copy instead of
+/// reading the store a second time; a hook that writes or deletes the key drops it.
+#[derive(Debug, Default)]
+pub struct SessionReads(Mutex<Option<(String, String)>>);
+
+impl SessionReads {
+    /// The stored JSON of `storage_key`, if a hook of this request read it.
+    pub fn take(&self, storage_key: &str) -> Option<String> {
+        let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match last.take() {
+            Some((k, text)) if k == storage_key => Some(text),
+            other => {
+                *last = other;
+                None
+            }
+        }
+    }
+
+    pub(crate) fn record(&self, storage_key: String, text: &str) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((storage_key, text.to_owned()));
+    }
+
+    pub(crate) fn forget(&self, storage_key: &str) {
+        let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if last.as_ref().is_some_and(|(k, _)| k == storage_key) {
+            *last = None;
+        }
     }
 }
 
@@ -119,8 +162,10 @@ impl HookRuntime {
             LuaOptions::default(),
         )
         .map_err(internal)?;
+        let clock = Arc::new(Clock { epoch: Instant::now(), deadline: AtomicU64::new(0), reads: Mutex::new(None) });
         lua.set_app_data(HostContext {
             services,
+            clock: clock.clone(),
             lifetimes: apis
                 .iter()
                 .map(|a| {
@@ -155,7 +200,6 @@ impl HookRuntime {
             .map_err(internal)?;
         json_t.raw_set("encode", encode).map_err(internal)?;
 
-        let clock = Arc::new(Clock { epoch: Instant::now(), deadline: AtomicU64::new(0) });
         let hook_clock = clock.clone();
         lua.set_global_hook(HookTriggers::new().every_nth_instruction(10_000), move |_, _| {
             if hook_clock.past_deadline() { Err(mlua::Error::runtime(BUDGET_EXCEEDED)) } else { Ok(VmState::Continue) }
@@ -297,6 +341,7 @@ impl HookRuntime {
         api: &ApiDefinition,
         view: &mut RequestView<'_>,
         session: Option<&Session>,
+        reads: Option<&Arc<SessionReads>>,
     ) -> Result<HookOutput, HookError> {
         let f = self.function(hook)?;
         let with_body = matches!(view.body, BodyState::Buffered(_));
@@ -309,7 +354,7 @@ impl HookRuntime {
         let config = self.configs.get(&api.api_id).cloned();
         let args = (f.clone(), phase == Phase::AuthCheck, method, url, query, headers, body, session_value, config);
         let fut = self.run_request.call_async::<(Option<Table>, i64, Value, Value, Value)>(args);
-        let out = self.bounded(hook, fut).await?;
+        let out = self.bounded(hook, reads, fut).await?;
         self.read_request_result(phase, out, view, with_body).map_err(fail)
     }
 
@@ -360,7 +405,7 @@ impl HookRuntime {
         let session_value = self.session_value(session.filter(|_| hook.require_session)).map_err(fail)?;
         let config = self.configs.get(&api.api_id).cloned();
         let fut = self.call.call_async::<MultiValue>((f.clone(), resp_t, req_t, session_value, config));
-        let out = self.bounded(hook, fut).await?;
+        let out = self.bounded(hook, None, fut).await?;
         let read = || -> mlua::Result<ResponseOutput> {
             let mut values = out.into_iter();
             let Some(Value::Table(first)) = values.next() else {
@@ -382,8 +427,13 @@ impl HookRuntime {
         read().map_err(fail)
     }
 
-    async fn bounded<T>(&self, hook: &HookSpec, fut: impl Future<Output = mlua::Result<T>>) -> Result<T, HookError> {
-        let guarded = Deadline { inner: Box::pin(fut), deadline: self.deadline_nanos(), clock: &self.clock };
+    async fn bounded<T>(
+        &self,
+        hook: &HookSpec,
+        reads: Option<&Arc<SessionReads>>,
+        fut: impl Future<Output = mlua::Result<T>>,
+    ) -> Result<T, HookError> {
+        let guarded = Deadline { inner: Box::pin(fut), deadline: self.deadline_nanos(), clock: &self.clock, reads };
         match tokio::time::timeout(self.limits.timeout, guarded).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(self.classify(hook, e)),
@@ -409,11 +459,13 @@ impl HookRuntime {
     }
 }
 
-/// Polls a hook with its deadline in the clock, so the instruction hook knows whose time it is.
+/// Polls a hook with its deadline and session reads in the clock, so that the instruction hook
+/// and the session functions know whose turn it is.
 struct Deadline<'a, F> {
     inner: Pin<Box<F>>,
     deadline: u64,
     clock: &'a Clock,
+    reads: Option<&'a Arc<SessionReads>>,
 }
 
 impl<F: Future> Future for Deadline<'_, F> {
@@ -421,7 +473,9 @@ impl<F: Future> Future for Deadline<'_, F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         self.clock.deadline.store(self.deadline, Ordering::Relaxed);
+        self.clock.set_reads(self.reads);
         let out = self.inner.as_mut().poll(cx);
+        self.clock.set_reads(None);
         self.clock.deadline.store(0, Ordering::Relaxed);
         out
     }
