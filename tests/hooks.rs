@@ -73,6 +73,39 @@ return function(request, session, config)
 end
 "#;
 
+/// `request.Headers` fills itself on use; whatever the order of reads, a hook sees every header,
+/// every value, in any capitalisation, once.
+#[tokio::test]
+async fn request_headers_read_any_way() {
+    const HEADERS: &str = r#"
+return function(request, session, config)
+  local h = request.Headers
+  local multi = h["X-Multi"]
+  local tricky = h["X-Value"]
+  local missing = h["X-Absent"]
+  local names = 0
+  for _, values in pairs(h) do names = names + 1 end
+  local out = table.concat(multi, ",") .. "|" .. tricky[1] .. "|" .. tostring(missing) .. "|" .. #h["x-multi"]
+  request.SetHeaders["X-Out"] = out .. "|" .. names
+  request.SetHeaders["X-Json"] = json.encode(request.Headers)
+  return request
+end
+"#;
+    let env = Env::start(Backend::Memory, |b, up| {
+        hooked(b, up, "hd", "use_keyless: true", &pre("headers", "headers.lua")).script("headers.lua", HEADERS)
+    });
+    let r =
+        request("GET", &env.gw.url("/hd/"), &[("x-multi", "a"), ("x-multi", "b"), ("x-value", "X-Multi")], "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let seen = r.json();
+    let all: serde_json::Value = serde_json::from_str(seen["headers"]["x-json"].as_str().unwrap()).unwrap();
+    assert_eq!(all["X-Multi"], json!(["a", "b"]));
+    assert_eq!(all["X-Value"], json!(["X-Multi"]), "a value that reads like a name is a value");
+    assert!(all["Host"].is_array());
+    let names = all.as_object().unwrap().len();
+    assert_eq!(seen["headers"]["x-out"], format!("a,b|X-Multi|nil|2|{names}"));
+}
+
 #[tokio::test]
 async fn return_overrides() {
     let env = Env::start(Backend::Memory, |b, up| {

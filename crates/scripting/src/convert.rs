@@ -2,7 +2,7 @@
 //! hook's edits are applied back: deletes before sets, query edits in Tyk's order, overrides.
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, HOST, HeaderMap, HeaderName, HeaderValue, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue, TRANSFER_ENCODING};
 use http::{StatusCode, Uri};
 use mlua::{Function, Lua, Table, Value};
 
@@ -78,27 +78,25 @@ pub(crate) fn headers_table(lua: &Lua, headers: &HeaderMap, mt: &Table) -> mlua:
 }
 
 /// The arguments of the prelude's `new_request`: method, URL, query, the headers as
-/// `Name\0value\0...` (Go's canonical names, `Host` included) and the body (nil when not read).
+/// `\x01Name\x02value...\x01` (Go's canonical names, `Host` included) and the body (empty when not
+/// read).
 pub(crate) type RequestArgs<'a> = (&'a str, &'a str, &'a str, String, Value);
 
 pub(crate) fn request_args<'a>(lua: &Lua, view: &'a RequestView<'_>, with_body: bool) -> mlua::Result<RequestArgs<'a>> {
     let parts = &*view.parts;
+    // \x01 and \x02 cannot occur in a header name or value, so a search for `\x01Name\x02` only
+    // ever finds a name.
     let mut headers = String::with_capacity(256);
     for (name, value) in &parts.headers {
+        headers.push('\x01');
         canonical_into(&mut headers, name.as_str());
-        headers.push('\0');
+        headers.push('\x02');
         headers.push_str(&String::from_utf8_lossy(value.as_bytes()));
-        headers.push('\0');
     }
-    if let Some(host) = parts.headers.get(HOST) {
-        headers.push_str("Host\0");
-        headers.push_str(&String::from_utf8_lossy(host.as_bytes()));
-        headers.push('\0');
-    }
+    headers.push('\x01');
     let body = match (&*view.body, with_body) {
         (BodyState::Buffered(b), true) => Value::String(lua.create_string(b)?),
-        (_, true) => Value::String(lua.create_string("")?),
-        (_, false) => Value::Nil,
+        _ => Value::String(lua.create_string("")?),
     };
     let url = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     Ok((parts.method.as_str(), url, parts.uri.query().unwrap_or(""), headers, body))

@@ -100,20 +100,68 @@ local function unescape(s)
   return (gsub(s, "%%(%x%x)", function(h) return char(tonumber(h, 16)) end))
 end
 
-local find, sub = string.find, string.sub
+local match, find, sub = string.match, string.find, string.sub
+
+-- The request's Headers fill themselves: Rust hands over the list as `\1Name\2value` pairs
+-- (bytes that no header name or value can hold) ending in `\1`. Reading a name in Go's canonical
+-- spelling, as scripts mostly do, finds just that name with a plain search; any other read, and
+-- `pairs`, parse the whole list once, after which the table is an ordinary header table. Parsing
+-- every header of every request in Lua cost more than the rest of a simple hook.
+local unparsed = setmetatable({}, { __mode = "k" })
+
+local function fill(h)
+  local s = unparsed[h]
+  if s == nil then return end
+  unparsed[h] = nil
+  setmetatable(h, headers_mt)
+  -- Names already looked up hold all their values; assignments by the hook stay as they are.
+  local mine, pos = {}, 1
+  while true do
+    local name, value, after = match(s, "^\1([^\2]*)\2([^\1]*)()", pos)
+    if name == nil then break end
+    local list = mine[name]
+    if list then
+      list[#list + 1] = value
+    elseif rawget(h, name) == nil then
+      list = { value }
+      mine[name] = list
+      rawset(h, name, list)
+    end
+    pos = after
+  end
+end
+
+local lazy_headers_mt = {
+  __index = function(h, k)
+    if type(k) ~= "string" then return nil end
+    local s = unparsed[h]
+    local needle = "\1" .. k .. "\2"
+    local at = find(s, needle, 1, true)
+    if at == nil then
+      fill(h)
+      return h[k]
+    end
+    local list, n = {}, 0
+    while at do
+      local from = at + #needle
+      local to = find(s, "\1", from, true)
+      n = n + 1
+      list[n] = sub(s, from, to - 1)
+      at = find(s, needle, to, true)
+    end
+    rawset(h, k, list)
+    return list
+  end,
+  __pairs = function(h)
+    fill(h)
+    return next, h, nil
+  end,
+}
 
 local makers = {
   Headers = function(raw)
-    local h, s, pos = setmetatable({}, headers_mt), raw.headers, 1
-    while true do
-      local a = find(s, "\0", pos, true)
-      if a == nil then break end
-      local b = find(s, "\0", a + 1, true)
-      local name, value = sub(s, pos, a - 1), sub(s, a + 1, b - 1)
-      local list = rawget(h, name)
-      if list then list[#list + 1] = value else rawset(h, name, { value }) end
-      pos = b + 1
-    end
+    local h = setmetatable({}, lazy_headers_mt)
+    unparsed[h] = raw.headers
     return h
   end,
   Params = function(raw)
@@ -136,13 +184,31 @@ local makers = {
   end,
 }
 
+-- What the pipeline must apply from a returned request, as bits, so that Rust reads only those
+-- fields (every read from Rust is a call into the VM).
+local DELETE_HEADERS, SET_HEADERS, BODY, URL, PARAMS, OVERRIDES = 1, 2, 4, 8, 16, 32
+-- Which of the lazy edit tables a request has made or been given, so that only those are checked.
+local TOUCHED = {
+  DeleteHeaders = DELETE_HEADERS, SetHeaders = SET_HEADERS, ReturnOverrides = OVERRIDES,
+  DeleteParams = 64, AddParams = 128, ExtendedParams = 256,
+}
+local ALL = 0x1ff
+
 local request_mt = {
   __index = function(t, k)
     local make = makers[k]
     if make == nil then return nil end
-    local v = make(pending[t])
+    local raw = pending[t]
+    local v = make(raw)
     rawset(t, k, v)
+    raw.touched = raw.touched | (TOUCHED[k] or 0)
     return v
+  end,
+  -- Only keys the table lacks come here, such as `request.SetHeaders = {...}` before any read.
+  __newindex = function(t, k, v)
+    rawset(t, k, v)
+    local bit, raw = TOUCHED[k], pending[t]
+    if bit and raw then raw.touched = raw.touched | bit end
   end,
 }
 
@@ -152,28 +218,31 @@ local function new_request(method, url, query, headers, body)
     Method = method, URL = url, RequestURI = url, Scheme = "http", Body = body, IgnoreBody = false,
     Headers = nil, SetHeaders = nil, ReturnOverrides = nil,
   }, request_mt)
-  pending[t] = { headers = headers, query = query }
+  pending[t] = { headers = headers, query = query, touched = 0 }
   return t
 end
-
--- What the pipeline must apply from a returned request, as bits, so that Rust reads only those
--- fields (every read from Rust is a call into the VM).
-local DELETE_HEADERS, SET_HEADERS, BODY, URL, PARAMS, OVERRIDES = 1, 2, 4, 8, 16, 32
 
 local function filled(t) return type(t) == "table" and next(t) ~= nil end
 
 local function changes(req, url, body)
   local bits = 0
-  if filled(rawget(req, "DeleteHeaders")) then bits = bits | DELETE_HEADERS end
-  if filled(rawget(req, "SetHeaders")) then bits = bits | SET_HEADERS end
-  if rawget(req, "Body") ~= body and not rawget(req, "IgnoreBody") then bits = bits | BODY end
-  local u = rawget(req, "URL")
+  local raw = pending[req]
+  -- A table the hook built itself has no record: check all of it. Touched fields are present, so
+  -- reading them calls no metamethod.
+  local touched = raw and raw.touched or ALL
+  if touched & DELETE_HEADERS ~= 0 and filled(req.DeleteHeaders) then bits = bits | DELETE_HEADERS end
+  if touched & SET_HEADERS ~= 0 and filled(req.SetHeaders) then bits = bits | SET_HEADERS end
+  if req.Body ~= body and not req.IgnoreBody then bits = bits | BODY end
+  local u = req.URL
   if u ~= nil and u ~= url then bits = bits | URL end
-  if filled(rawget(req, "DeleteParams")) or filled(rawget(req, "AddParams")) or filled(rawget(req, "ExtendedParams")) then
+  if touched & (64 | 128 | 256) ~= 0
+    and (filled(req.DeleteParams) or filled(req.AddParams) or filled(req.ExtendedParams)) then
     bits = bits | PARAMS
   end
-  local o = rawget(req, "ReturnOverrides")
-  if type(o) == "table" and o.ResponseCode ~= 0 and o.ResponseCode ~= nil then bits = bits | OVERRIDES end
+  if touched & OVERRIDES ~= 0 then
+    local o = req.ReturnOverrides
+    if type(o) == "table" and o.ResponseCode ~= 0 and o.ResponseCode ~= nil then bits = bits | OVERRIDES end
+  end
   return bits
 end
 
@@ -200,8 +269,13 @@ end
 
 -- Touches every lazy field, so that encoding a request shows all of it.
 local function materialize(v)
-  if type(v) == "table" and getmetatable(v) == request_mt then
-    for k in pairs(makers) do local _ = v[k] end
+  if type(v) == "table" then
+    if getmetatable(v) == request_mt then
+      for k in pairs(makers) do local _ = v[k] end
+      fill(rawget(v, "Headers"))
+    elseif unparsed[v] then
+      fill(v)
+    end
   end
   return v
 end
