@@ -1,12 +1,11 @@
 //! One request through one API: auth, session checks, limits, then the upstream. Hooks (issue 3)
 //! slot in between these phases; the order follows DESIGN.md section 2.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Request, Response, Uri, Version};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
@@ -24,7 +23,8 @@ use crate::{Generation, Worker};
 
 impl Worker {
     /// Answers one request; never fails: every error becomes a response here.
-    pub async fn handle(&self, req: Request<Incoming>, remote: SocketAddr) -> Response<Body> {
+    /// `client_ip` is the peer's address as text, made once per connection.
+    pub async fn handle(&self, req: Request<Incoming>, client_ip: &HeaderValue) -> Response<Body> {
         let started = Instant::now();
         let generation = self.generation.load_full();
         let access_log = generation.gateway.log.access_log;
@@ -35,7 +35,7 @@ impl Worker {
             None => (GatewayError::NoRoute.into_response(), &generation.no_route_metrics),
             Some(api) => {
                 let counters = generation.api_metrics.get(&api.api_id).unwrap_or(&generation.no_route_metrics);
-                let resp = match self.proxy(&generation, api, req, remote).await {
+                let resp = match self.proxy(&generation, api, req, client_ip).await {
                     Ok(resp) => resp,
                     Err(err) => {
                         count_failure(counters, &err);
@@ -66,7 +66,7 @@ impl Worker {
         generation: &Generation,
         api: &Arc<ApiDefinition>,
         req: Request<Incoming>,
-        remote: SocketAddr,
+        client_ip: &HeaderValue,
     ) -> Result<Response<Body>, GatewayError> {
         let (mut parts, incoming) = req.into_parts();
         let mw = &api.middleware;
@@ -167,7 +167,7 @@ impl Worker {
                 None => Either::Right(Full::default()),
             },
         };
-        let upstream_req = upstream_request(api, parts, upstream_body, remote)?;
+        let upstream_req = upstream_request(api, parts, upstream_body, client_ip)?;
         let timeout = generation.gateway.upstream.timeout;
         let resp = match tokio::time::timeout(timeout, self.upstream.send(&api.target.authority, upstream_req)).await {
             Err(_) => return Err(GatewayError::UpstreamTimeout(timeout.as_millis())),
@@ -313,13 +313,15 @@ fn strip_auth_data(api: &ApiDefinition, parts: &mut http::request::Parts) {
     }
 }
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
 /// The request as the upstream receives it: target URL, hop-by-hop headers removed, Host from the
 /// target unless `preserve_host_header`, the client's address appended to X-Forwarded-For.
 pub(crate) fn upstream_request(
     api: &ApiDefinition,
     mut parts: http::request::Parts,
     body: RequestBody,
-    remote: SocketAddr,
+    client_ip: &HeaderValue,
 ) -> Result<Request<RequestBody>, GatewayError> {
     let path = parts.uri.path();
     let path = if api.strip_listen_path { strip_listen_path(&api.listen_path, path) } else { path.into() };
@@ -344,13 +346,18 @@ pub(crate) fn upstream_request(
     for (name, value) in &api.global_headers {
         parts.headers.insert(name.clone(), value.clone());
     }
-    let ip = remote.ip().to_string();
-    let xff = match parts.headers.get("x-forwarded-for") {
-        Some(prev) => format!("{}, {ip}", prev.to_str().unwrap_or_default()),
-        None => ip,
+    let xff = match parts.headers.get(X_FORWARDED_FOR) {
+        Some(prev) => {
+            let mut joined = Vec::with_capacity(prev.len() + 2 + client_ip.len());
+            joined.extend_from_slice(prev.as_bytes());
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(client_ip.as_bytes());
+            HeaderValue::from_maybe_shared(Bytes::from(joined)).ok()
+        }
+        None => Some(client_ip.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        parts.headers.insert("x-forwarded-for", v);
+    if let Some(v) = xff {
+        parts.headers.insert(X_FORWARDED_FOR, v);
     }
     Ok(Request::from_parts(parts, body))
 }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderValue;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -54,9 +55,13 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let worker = worker.clone();
+                // X-Forwarded-For needs the peer's address as text: made once per connection.
+                let client_ip = HeaderValue::from_str(&remote.ip().to_string())
+                    .unwrap_or(HeaderValue::from_static("unknown"));
                 let service = service_fn(move |req| {
                     let worker = worker.clone();
-                    async move { Ok::<_, Infallible>(worker.handle(req, remote).await) }
+                    let client_ip = client_ip.clone();
+                    async move { Ok::<_, Infallible>(worker.handle(req, &client_ip).await) }
                 });
                 let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
                 tokio::spawn(async move {

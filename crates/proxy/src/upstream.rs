@@ -55,9 +55,14 @@ impl Conn {
     }
 }
 
-/// Keep-alive connections of one worker, by upstream authority.
+/// One upstream's idle connections with the time each went idle, oldest first.
+type IdleList = VecDeque<(Box<Conn>, Instant)>;
+
+/// Keep-alive connections of one worker, by upstream authority as written in the target URL.
+/// Connections are boxed: they move in and out of the pool and through response bodies on every
+/// request, and the connection state is several hundred bytes.
 pub struct UpstreamPool {
-    idle: Mutex<HashMap<Authority, VecDeque<(Conn, Instant)>>>,
+    idle: Mutex<HashMap<String, IdleList>>,
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_idle_per_host: usize,
@@ -111,11 +116,11 @@ impl UpstreamPool {
     }
 
     /// The most recently used idle connection that is still open; closed and stale ones go.
-    async fn checkout(&self, authority: &Authority) -> Option<Conn> {
+    async fn checkout(&self, authority: &Authority) -> Option<Box<Conn>> {
         loop {
             let (mut conn, since) = {
                 let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-                idle.get_mut(authority)?.pop_back()?
+                idle.get_mut(authority.as_str())?.pop_back()?
             };
             if since.elapsed() >= self.idle_timeout {
                 continue;
@@ -127,7 +132,7 @@ impl UpstreamPool {
         }
     }
 
-    async fn connect(&self, authority: &Authority) -> Result<Conn, UpstreamError> {
+    async fn connect(&self, authority: &Authority) -> Result<Box<Conn>, UpstreamError> {
         let host = authority.host().trim_start_matches('[').trim_end_matches(']');
         let port = authority.port_u16().unwrap_or(80);
         let stream = match tokio::time::timeout(self.connect_timeout, TcpStream::connect((host, port))).await {
@@ -141,12 +146,15 @@ impl UpstreamPool {
         let _ = stream.set_nodelay(true);
         let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(UpstreamError::Http)?;
         crate::metrics::metrics().upstream_connections.fetch_add(1, Ordering::Relaxed);
-        Ok(Conn { sender, conn, done: false })
+        Ok(Box::new(Conn { sender, conn, done: false }))
     }
 
-    fn checkin(&self, authority: Authority, conn: Conn) {
+    fn checkin(&self, authority: &Authority, conn: Box<Conn>) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let list = idle.entry(authority).or_default();
+        let list = match idle.get_mut(authority.as_str()) {
+            Some(list) => list,
+            None => idle.entry(authority.as_str().to_owned()).or_default(),
+        };
         // The oldest are at the front; they are the first to go stale.
         while list.front().is_some_and(|(_, since)| since.elapsed() >= self.idle_timeout) {
             list.pop_front();
@@ -179,7 +187,7 @@ pub enum UpstreamError {
 /// connection back to the pool once it has been read to the end; a body dropped early closes it.
 pub struct UpstreamBody {
     body: Incoming,
-    conn: Option<Conn>,
+    conn: Option<Box<Conn>>,
     pool: Weak<UpstreamPool>,
     authority: Authority,
 }
@@ -192,7 +200,7 @@ impl UpstreamBody {
         if conn.reusable(&mut cx)
             && let Some(pool) = self.pool.upgrade()
         {
-            pool.checkin(self.authority.clone(), conn);
+            pool.checkin(&self.authority, conn);
         }
     }
 }
@@ -243,6 +251,10 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 ];
 
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages have none: one pass over the names is cheaper than seven removals.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     // Names listed in Connection are hop-by-hop too.
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
