@@ -31,7 +31,10 @@ case $MODE in
 esac >"$D/apis/bench.yaml"
 "$BIN" run --config "$D/gateway.yaml" & PID=$!
 # VmHWM is the peak RSS so far; the last sample before the harness stops us is the run's peak.
+# The sampler runs in a session of its own: the harness reads /proc/<pid>/stat of every process in
+# the gateway's process group and stops (status 2) when one of them, such as a short-lived awk,
+# has exited in between.
 if [ -n "${RSS_FILE:-}" ]; then
-  (while kill -0 "$PID" 2>/dev/null; do awk '/VmHWM/ {print $2}' "/proc/$PID/status" >"$RSS_FILE.new" 2>/dev/null && mv "$RSS_FILE.new" "$RSS_FILE"; sleep 1; done) &
+  setsid bash -c 'while kill -0 "$1" 2>/dev/null; do awk "/VmHWM/ {print \$2}" "/proc/$1/status" >"$2.new" 2>/dev/null && mv "$2.new" "$2"; sleep 1; done' _ "$PID" "$RSS_FILE" &
 fi
 wait "$PID"

@@ -13,8 +13,8 @@ for mode in ${MODES:-token hook keyless}; do
   case $mode in keyless) peers=nginx-plain ;; *) peers=nginx-plain,nginx-lua ;; esac
   echo "== moongate MODE=$mode (workers ${WORKERS:-1}) against $peers"
   rss=$(mktemp)
-  # The harness now and then exits with status 2 partway on a busy machine; a run that did not
-  # finish printed no table, so it is simply run again.
+  # A harness run that stops partway (it did, with status 2, while bench/gateway.sh's RSS sampler
+  # shared the gateway's process group) printed no table, so it is simply run again.
   for attempt in 1 2 3; do
     if MODE=$mode "$HARNESS/run.sh" --target "$peers" --duration "$DURATION" --rounds "$ROUNDS" \
       --gateway-cmd "MODE=$mode WORKERS=${WORKERS:-1} RSS_FILE=$rss $ROOT/bench/gateway.sh"; then
