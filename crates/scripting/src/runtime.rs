@@ -346,16 +346,30 @@ impl HookRuntime {
         let f = self.function(hook)?;
         let with_body = matches!(view.body, BodyState::Buffered(_));
         let fail = |e: mlua::Error| self.classify(hook, e);
-        let (method, url, query, headers, body) = convert::request_args(&self.lua, view, with_body).map_err(fail)?;
-        let session_value = match session.filter(|_| matches!(phase, Phase::PostKeyAuth | Phase::Post)) {
-            Some(s) => self.lua.to_value(s).map_err(fail)?,
-            None => Value::Nil,
+        let fut = {
+            let _conversions = self.unlimited();
+            let (method, url, query, headers, body) =
+                convert::request_args(&self.lua, view, with_body).map_err(fail)?;
+            let session_value = match session.filter(|_| matches!(phase, Phase::PostKeyAuth | Phase::Post)) {
+                Some(s) => self.lua.to_value(s).map_err(fail)?,
+                None => Value::Nil,
+            };
+            let config = self.configs.get(&api.api_id).cloned();
+            let args = (f.clone(), phase == Phase::AuthCheck, method, url, query, headers, body, session_value, config);
+            self.run_request.call_async::<(Option<Table>, i64, Value, Value, Value)>(args)
         };
-        let config = self.configs.get(&api.api_id).cloned();
-        let args = (f.clone(), phase == Phase::AuthCheck, method, url, query, headers, body, session_value, config);
-        let fut = self.run_request.call_async::<(Option<Table>, i64, Value, Value, Value)>(args);
         let out = self.bounded(hook, reads, fut).await?;
+        let _conversions = self.unlimited();
         self.read_request_result(phase, out, view, with_body).map_err(fail)
+    }
+
+    /// Lifts the memory limit until the guard drops. While a limit is set, mlua wraps every value
+    /// it moves into or out of the state in a protected call, which cost more than the rest of a
+    /// simple hook; the limit is there for what scripts allocate, and these conversions are bounded
+    /// by the request (its headers, a body of at most `hooks.max_body_bytes`).
+    fn unlimited(&self) -> Unlimited<'_> {
+        let limit = self.lua.set_memory_limit(0).unwrap_or(0);
+        Unlimited { lua: &self.lua, limit }
     }
 
     fn read_request_result(
@@ -456,6 +470,18 @@ impl HookRuntime {
             return HookError::Memory { hook: name, script };
         }
         HookError::Failed { hook: name, script, message: clean(&text) }
+    }
+}
+
+/// Puts the memory limit back.
+struct Unlimited<'a> {
+    lua: &'a Lua,
+    limit: usize,
+}
+
+impl Drop for Unlimited<'_> {
+    fn drop(&mut self) {
+        let _ = self.lua.set_memory_limit(self.limit);
     }
 }
 
