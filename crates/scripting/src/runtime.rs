@@ -363,13 +363,9 @@ impl HookRuntime {
         self.read_request_result(phase, out, view, with_body).map_err(fail)
     }
 
-    /// Lifts the memory limit until the guard drops. While a limit is set, mlua wraps every value
-    /// it moves into or out of the state in a protected call, which cost more than the rest of a
-    /// simple hook; the limit is there for what scripts allocate, and these conversions are bounded
-    /// by the request (its headers, a body of at most `hooks.max_body_bytes`).
+    /// The request's headers and a body of at most `hooks.max_body_bytes` bound these conversions.
     fn unlimited(&self) -> Unlimited<'_> {
-        let limit = self.lua.set_memory_limit(0).unwrap_or(0);
-        Unlimited { lua: &self.lua, limit }
+        Unlimited::new(&self.lua)
     }
 
     fn read_request_result(
@@ -473,10 +469,20 @@ impl HookRuntime {
     }
 }
 
-/// Puts the memory limit back.
-struct Unlimited<'a> {
+/// Lifts the state's memory limit until it drops. While a limit is set, mlua wraps every value it
+/// moves into or out of the state in a protected call, and those calls cost more than the rest of
+/// a simple hook. The limit is there for what scripts allocate; Rust code lifts it only around
+/// conversions whose size its input bounds, and no Lua code runs meanwhile.
+pub(crate) struct Unlimited<'a> {
     lua: &'a Lua,
     limit: usize,
+}
+
+impl<'a> Unlimited<'a> {
+    pub(crate) fn new(lua: &'a Lua) -> Self {
+        let limit = lua.set_memory_limit(0).unwrap_or(0);
+        Self { lua, limit }
+    }
 }
 
 impl Drop for Unlimited<'_> {
