@@ -3,7 +3,7 @@
 CONFIG ?= config/gateway.yaml
 CARGO ?= cargo
 
-.PHONY: run echo test lint fmt validate bench build release
+.PHONY: run echo test lint fmt validate bench icount build release
 
 run:
 	$(CARGO) run --bin moongate -- run --config $(CONFIG)
@@ -34,3 +34,7 @@ release:
 # Peer benchmark: moongate beside nginx, nginx + Lua and HAProxy in one run (../shared/bench).
 bench: release
 	tools/bench.sh
+
+# Instructions per request (callgrind) of moongate and the nginx peers: repeatable on a busy host.
+icount: release
+	tools/icount.sh
