@@ -124,28 +124,22 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{api_id=\"{}\"}} {}", escape(api), field(m).load(Ordering::Relaxed));
             }
         }
-        header(
-            &mut out,
-            "moongate_admin_session_store_errors_total",
-            "counter",
-            "Session store calls of the admin API that failed.",
-        );
-        let _ = writeln!(
-            out,
-            "moongate_admin_session_store_errors_total {}",
-            self.admin_store_errors.load(Ordering::Relaxed)
-        );
-        header(
-            &mut out,
-            "moongate_upstream_connections_opened_total",
-            "counter",
-            "Connections opened to upstreams; with keep-alive working it grows far slower than requests.",
-        );
-        let _ = writeln!(
-            out,
-            "moongate_upstream_connections_opened_total {}",
-            self.upstream_connections.load(Ordering::Relaxed)
-        );
+        let process: [(&str, &str, &AtomicU64); 2] = [
+            (
+                "moongate_admin_session_store_errors_total",
+                "Session store calls of the admin API that failed.",
+                &self.admin_store_errors,
+            ),
+            (
+                "moongate_upstream_connections_opened_total",
+                "Connections opened to upstreams; with keep-alive working it grows far slower than requests.",
+                &self.upstream_connections,
+            ),
+        ];
+        for (name, help, n) in process {
+            header(&mut out, name, "counter", help);
+            let _ = writeln!(out, "{name} {}", n.load(Ordering::Relaxed));
+        }
         header(&mut out, "moongate_reloads_total", "counter", "Configuration reloads, by outcome.");
         for (outcome, n) in [
             ("applied", &self.reloads_applied),
