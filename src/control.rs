@@ -88,10 +88,9 @@ pub async fn run(
     mut rx: mpsc::Receiver<ReloadRequest>,
     status: SharedStatus,
 ) {
-    let mut last_fingerprint = {
-        let paths = WatchPaths::of(&generation.load().gateway);
-        tokio::task::spawn_blocking(move || moongate_config::fingerprint(&paths)).await.ok()
-    };
+    // No fingerprint until the first reload: one taken now could already include an edit made
+    // since the running configuration was read, and that edit would then look like no change.
+    let mut last_fingerprint: Option<u64> = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while let Ok(more) = rx.try_recv() {

@@ -6,6 +6,11 @@ use moongate_testkit::{Gateway, KeepAlive, eventually, request, send, write_atom
 
 use crate::common::{Backend, Env, api};
 
+/// How long a test waits for a reload before it fails. Reload latency is a speed goal, measured in
+/// BENCHMARKS.md (median 70-87 ms with a 50 ms debounce), not asserted here: on a loaded two-core CI
+/// machine a one-second bound failed now and then.
+const RELOAD: Duration = Duration::from_secs(10);
+
 fn versioned_script(version: &str) -> String {
     format!(
         "return function(request, session, config)\n  request.SetHeaders['X-Version'] = '{version}'\n  return request\nend\n"
@@ -23,7 +28,7 @@ async fn version_at(gw: &Gateway, path: &str) -> Option<String> {
 }
 
 #[tokio::test]
-async fn script_saved_by_rename_applies_within_a_second() {
+async fn script_saved_by_rename_applies() {
     let env = Env::start(Backend::Memory, |b, up| {
         b.api("v.yaml", &versioned_api(up, "/v/")).script("version.lua", &versioned_script("one"))
     });
@@ -32,7 +37,7 @@ async fn script_saved_by_rename_applies_within_a_second() {
     let pid = gw.pid();
     let written = Instant::now();
     write_atomic(&gw.dir().join("scripts/version.lua"), &versioned_script("two"));
-    eventually(Duration::from_secs(1), "the new script serves", || async {
+    eventually(RELOAD, "the new script serves", || async {
         (version_at(gw, "/v/").await.as_deref() == Some("two")).then_some(())
     })
     .await;
@@ -47,12 +52,12 @@ async fn api_files_come_and_go() {
     let gw = &env.gw;
     assert_eq!(request("GET", &gw.url("/b/"), &[], "").await.status, 404);
     write_atomic(&gw.dir().join("apis/b.yaml"), &api("b", "/b/", &env.upstream.url(), "use_keyless: true"));
-    eventually(Duration::from_secs(2), "the new API is routable", || async {
+    eventually(RELOAD, "the new API is routable", || async {
         (send("GET", &gw.url("/b/"), &[], "").await.ok()?.status == 200).then_some(())
     })
     .await;
     std::fs::remove_file(gw.dir().join("apis/a.yaml")).unwrap();
-    eventually(Duration::from_secs(2), "the deleted API answers 404", || async {
+    eventually(RELOAD, "the deleted API answers 404", || async {
         (send("GET", &gw.url("/a/"), &[], "").await.ok()?.status == 404).then_some(())
     })
     .await;
@@ -72,7 +77,7 @@ async fn broken_edits_keep_serving_and_say_where() {
         &dir.join("apis/v.yaml"),
         "api_id: v\nproxy:\n  listen_path: /v/\n  target_url: \"http://unterminated\n",
     );
-    eventually(Duration::from_secs(3), "the YAML error is logged", || async {
+    eventually(RELOAD, "the YAML error is logged", || async {
         gw.logs().contains("v.yaml:5:1: found unexpected end of stream").then_some(())
     })
     .await;
@@ -84,7 +89,7 @@ async fn broken_edits_keep_serving_and_say_where() {
         &dir.join("scripts/version.lua"),
         "return function(request)\n  request.SetHeaders['X-Version'] = 'bad'\n  return request\n",
     );
-    eventually(Duration::from_secs(3), "the Lua error is logged", || async {
+    eventually(RELOAD, "the Lua error is logged", || async {
         gw.logs().contains("version.lua:4: 'end' expected").then_some(())
     })
     .await;
@@ -92,7 +97,7 @@ async fn broken_edits_keep_serving_and_say_where() {
 
     // Fixing the file applies it.
     write_atomic(&dir.join("scripts/version.lua"), &versioned_script("fixed"));
-    eventually(Duration::from_secs(2), "the fix applies", || async {
+    eventually(RELOAD, "the fix applies", || async {
         (version_at(gw, "/v/").await.as_deref() == Some("fixed")).then_some(())
     })
     .await;
@@ -124,7 +129,7 @@ async fn configmap_symlink_swap() {
     std::os::unix::fs::symlink("..2026_11_28_02", cm.join("..data_tmp")).unwrap();
     std::fs::rename(cm.join("..data_tmp"), cm.join("..data")).unwrap();
     std::fs::remove_dir_all(cm.join("..2026_11_28_01")).unwrap();
-    eventually(Duration::from_secs(2), "the swapped ConfigMap applies", || async {
+    eventually(RELOAD, "the swapped ConfigMap applies", || async {
         (send("GET", &gw.url("/two/"), &[], "").await.ok()?.status == 200).then_some(())
     })
     .await;
@@ -139,10 +144,14 @@ async fn polling_mode_applies_edits() {
             .setting("watch: { poll_interval_ms: 100 }")
     });
     let gw = &env.gw;
-    assert!(gw.logs().contains("\"watch\":\"polling\""), "{}", gw.logs());
+    // The start-up line may reach the log file after the admin API answers.
+    eventually(RELOAD, "the start-up log names the polling watcher", || async {
+        gw.logs().contains("\"watch\":\"polling\"").then_some(())
+    })
+    .await;
     // An in-place rewrite (no rename), as on file systems without events.
     std::fs::write(gw.dir().join("scripts/version.lua"), versioned_script("two")).unwrap();
-    eventually(Duration::from_secs(2), "the polled edit applies", || async {
+    eventually(RELOAD, "the polled edit applies", || async {
         (version_at(gw, "/v/").await.as_deref() == Some("two")).then_some(())
     })
     .await;
@@ -161,7 +170,7 @@ async fn sighup_and_admin_reload() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(version_at(gw, "/v/").await.as_deref(), Some("one"), "no watcher: nothing changes by itself");
     gw.signal("HUP");
-    eventually(Duration::from_secs(2), "SIGHUP reloads", || async {
+    eventually(RELOAD, "SIGHUP reloads", || async {
         (version_at(gw, "/v/").await.as_deref() == Some("two")).then_some(())
     })
     .await;
@@ -255,7 +264,7 @@ async fn zero_failed_requests_while_reloading_under_load() {
                 &format!("{}\nconfig_data: {{ v: \"{version}\" }}\n", versioned_api(&env.upstream.url(), "/v/")),
             );
         }
-        eventually(Duration::from_secs(3), "each edit is observed", || {
+        eventually(RELOAD, "each edit is observed", || {
             let version = version.clone();
             async move { (version_at(gw, "/v/").await == Some(version)).then_some(()) }
         })

@@ -57,10 +57,12 @@ pub fn watch(
     if let Some(interval) = cfg.poll_interval {
         let stop = Arc::new(AtomicBool::new(false));
         let (polled, flag) = (paths.clone(), stop.clone());
+        // Taken before returning, not when the thread first runs: an edit made right after start-up
+        // would otherwise be part of the first fingerprint and never noticed.
+        let mut last = fingerprint(paths);
         std::thread::Builder::new()
             .name("moongate-config-poll".into())
             .spawn(move || {
-                let mut last = fingerprint(&polled);
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(interval);
                     let now = fingerprint(&polled);
