@@ -511,7 +511,9 @@ end
 /// A hook over the state's memory limit fails with 500; the state is replaced and serving goes on.
 #[tokio::test]
 async fn memory_limit() {
-    let hog = "return function(request)\n  if request.Params['hog'] then\n    local t = {}\n    for i = 1, 1e8 do t[i] = string.rep('x', 1024) .. i end\n  end\n  request.SetHeaders['X-Ok'] = 'yes'\n  return request\nend\n";
+    // `?decode` decodes 1 MB of JSON that makes 350,000 tables: json.decode must fail under the
+    // limit (and the hook, which catches that, goes on) rather than build them all.
+    let hog = "return function(request)\n  if request.Params['hog'] then\n    local t = {}\n    for i = 1, 1e8 do t[i] = string.rep('x', 1024) .. i end\n  end\n  if request.Params['decode'] then\n    local ok = pcall(json.decode, '[' .. string.rep('[],', 350000) .. '[]]')\n    request.SetHeaders['X-Decoded'] = tostring(ok)\n  end\n  request.SetHeaders['X-Ok'] = 'yes'\n  return request\nend\n";
     let env = Env::start(Backend::Memory, |b, up| {
         hooked(b, up, "hog", "use_keyless: true", &pre("hog", "hog.lua"))
             .script("hog.lua", hog)
@@ -525,4 +527,7 @@ async fn memory_limit() {
         let r = request("GET", &env.gw.url("/hog/"), &[], "").await;
         assert_eq!(r.json()["headers"]["x-ok"], "yes");
     }
+    let r = request("GET", &env.gw.url("/hog/?decode=1"), &[], "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["headers"]["x-decoded"], "false", "the decode ran out of memory");
 }
