@@ -144,7 +144,9 @@ impl UpstreamPool {
         };
         // Small requests and responses go out at once, not after the peer's delayed ACK.
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(UpstreamError::Http)?;
+        // Flat writes, as on the server side (see `server::serve`).
+        let (sender, conn) =
+            http1::Builder::new().writev(false).handshake(TokioIo::new(stream)).await.map_err(UpstreamError::Http)?;
         crate::metrics::metrics().upstream_connections.fetch_add(1, Ordering::Relaxed);
         Ok(Box::new(Conn { sender, conn, done: false }))
     }
