@@ -89,7 +89,7 @@ async fn upstream_connections_are_kept_alive() {
         assert_eq!(r.status, 200);
         assert!(r.body.len() > 60_000);
     }
-    assert_eq!(upstream_connections(gw).await, 1, "one upstream connection served all 45 requests");
+    assert_eq!(upstream_connections(gw).await, 1, "one upstream connection served all 40 requests");
 
     // An upstream that closes after its answer costs a new connection, and nothing fails.
     let r = request("GET", &gw.url("/open/c?echo_header=Connection:close"), &[], "").await;
