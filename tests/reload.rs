@@ -22,6 +22,14 @@ fn versioned_api(up: &str, listen: &str) -> String {
 }
 
 /// The `X-Version` the hook stamped, as the upstream saw it.
+/// Waits until `path` answers `status` (a reload took effect).
+async fn answers(gw: &Gateway, path: &str, status: u16, what: &str) {
+    eventually(RELOAD, what, || async {
+        (send("GET", &gw.url(path), &[], "").await.ok()?.status == status).then_some(())
+    })
+    .await;
+}
+
 async fn version_at(gw: &Gateway, path: &str) -> Option<String> {
     let r = send("GET", &gw.url(path), &[], "").await.ok()?;
     (r.status == 200).then(|| r.json()["headers"]["x-version"].as_str().map(str::to_owned)).flatten()
@@ -52,15 +60,9 @@ async fn api_files_come_and_go() {
     let gw = &env.gw;
     assert_eq!(request("GET", &gw.url("/b/"), &[], "").await.status, 404);
     write_atomic(&gw.dir().join("apis/b.yaml"), &api("b", "/b/", &env.upstream.url(), "use_keyless: true"));
-    eventually(RELOAD, "the new API is routable", || async {
-        (send("GET", &gw.url("/b/"), &[], "").await.ok()?.status == 200).then_some(())
-    })
-    .await;
+    answers(gw, "/b/", 200, "the new API is routable").await;
     std::fs::remove_file(gw.dir().join("apis/a.yaml")).unwrap();
-    eventually(RELOAD, "the deleted API answers 404", || async {
-        (send("GET", &gw.url("/a/"), &[], "").await.ok()?.status == 404).then_some(())
-    })
-    .await;
+    answers(gw, "/a/", 404, "the deleted API answers 404").await;
     assert_eq!(request("GET", &gw.url("/b/"), &[], "").await.status, 200);
 }
 
@@ -129,10 +131,7 @@ async fn configmap_symlink_swap() {
     std::os::unix::fs::symlink("..2026_11_28_02", cm.join("..data_tmp")).unwrap();
     std::fs::rename(cm.join("..data_tmp"), cm.join("..data")).unwrap();
     std::fs::remove_dir_all(cm.join("..2026_11_28_01")).unwrap();
-    eventually(RELOAD, "the swapped ConfigMap applies", || async {
-        (send("GET", &gw.url("/two/"), &[], "").await.ok()?.status == 200).then_some(())
-    })
-    .await;
+    answers(gw, "/two/", 200, "the swapped ConfigMap applies").await;
     assert_eq!(request("GET", &gw.url("/one/"), &[], "").await.status, 404);
 }
 
