@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use moongate_config::ApiDefinition;
 use moongate_scripting::{BodyState, Phase, RequestView, ResponseView, SessionReads, error_chain};
 use moongate_session::{
-    ApiLifetime, Denial, SESSION_PREFIX, Session, StoreError, key_hint, quota_counter, rate_counter, unix_now,
+    ApiLifetime, Denial, SESSION_PREFIX, Session, SessionStore, key_hint, quota_counter, rate_counter, unix_now,
 };
 
 use crate::auth::{find_key, remove_cookie, remove_query_param};
@@ -224,7 +224,7 @@ impl Worker {
         let key_id = self.sessions.scheme().key_id(&key);
         let storage_key = format!("{SESSION_PREFIX}{key_id}");
         let session = match reads.and_then(|r| r.take(&storage_key)) {
-            Some(text) => Some(Session::from_json(&text).map_err(|e| StoreError::Corrupt(e.to_string()))?),
+            Some(text) => Some(SessionStore::parse(&text)?),
             None => self.sessions.get_by_storage_key(&storage_key).await?,
         }
         .ok_or(GatewayError::KeyNotFound)?;

@@ -35,10 +35,12 @@ impl SessionStore {
     }
 
     pub async fn get_by_storage_key(&self, storage_key: &str) -> Result<Option<Session>, StoreError> {
-        match self.store.get(storage_key).await? {
-            None => Ok(None),
-            Some(text) => Session::from_json(&text).map(Some).map_err(|e| StoreError::Corrupt(e.to_string())),
-        }
+        self.store.get(storage_key).await?.map(|text| Self::parse(&text)).transpose()
+    }
+
+    /// A session as the store holds it (JSON); a value that is not a session is an error.
+    pub fn parse(text: &str) -> Result<Session, StoreError> {
+        Session::from_json(text).map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
     /// Writes a session with a TTL in seconds (<= 0: kept until deleted).
