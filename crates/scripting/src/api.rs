@@ -230,7 +230,7 @@ fn install_native(lua: &Lua, json_t: &Table) -> mlua::Result<()> {
             match read_session(&lua, &key).await? {
                 Some(text) => {
                     let v: serde_json::Value = serde_json::from_str(&text).map_err(mlua::Error::external)?;
-                    json_to_lua(&lua, &v)
+                    lua.to_value(&v)
                 }
                 None => Ok(Value::Nil),
             }
@@ -403,42 +403,11 @@ fn json_decode(lua: &Lua, s: &str) -> mlua::Result<Value> {
     // A small document (a session, say) is converted without the memory limit's protected calls.
     // A large one keeps the limit: `[[[[...]]]]` makes a table of every two bytes.
     let _conversion = (s.len() <= UNLIMITED_DECODE_BYTES).then(|| crate::runtime::Unlimited::new(lua));
-    json_to_lua(lua, &value)
+    lua.to_value(&value)
 }
 
 /// At most this much JSON is decoded without the memory limit (about 2 MB of Lua values at worst).
 const UNLIMITED_DECODE_BYTES: usize = 16 << 10;
-
-/// The Lua value of a JSON value, as mlua's serde support makes it (null is `json.null`, arrays
-/// carry the array metatable), built directly: through serde it cost three times as much, and a
-/// hook decodes a session on every request.
-pub(crate) fn json_to_lua(lua: &Lua, v: &serde_json::Value) -> mlua::Result<Value> {
-    use serde_json::Value as J;
-    Ok(match v {
-        J::Null => lua.null(),
-        J::Bool(b) => Value::Boolean(*b),
-        J::Number(n) => match n.as_i64() {
-            Some(i) => Value::Integer(i),
-            None => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        J::String(s) => Value::String(lua.create_string(s)?),
-        J::Array(items) => {
-            let t = lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, item) in items.iter().enumerate() {
-                t.raw_set(i + 1, json_to_lua(lua, item)?)?;
-            }
-            t.set_metatable(Some(lua.array_metatable()))?;
-            Value::Table(t)
-        }
-        J::Object(fields) => {
-            let t = lua.create_table_with_capacity(0, fields.len())?;
-            for (k, item) in fields {
-                t.raw_set(k.as_str(), json_to_lua(lua, item)?)?;
-            }
-            Value::Table(t)
-        }
-    })
-}
 
 fn text_of(v: &Value) -> String {
     match v {
@@ -462,35 +431,4 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         src = inner.source();
     }
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The direct conversion gives what mlua's serde conversion gives, down to the array metatable
-    /// (which decides whether an empty table encodes as `[]` or `{}`) and `json.null`.
-    #[test]
-    fn json_to_lua_matches_serde() {
-        let lua = Lua::new();
-        for text in [
-            r#"{"expires":0,"access_rights":{}}"#,
-            r#"{"a":[1,2.5,"x",null,true,{"b":[]}],"c":{"d":-7,"e":9223372036854775807},"f":""}"#,
-            r#"[]"#,
-            r#"[[],{},null]"#,
-            r#""plain""#,
-            r#"null"#,
-        ] {
-            let json: serde_json::Value = serde_json::from_str(text).expect("test JSON");
-            let direct = json_to_lua(&lua, &json).expect("direct");
-            let serde = lua.to_value(&json).expect("serde");
-            let back = |v: Value| lua.from_value::<serde_json::Value>(v).expect("back to JSON");
-            assert_eq!(back(direct.clone()), back(serde.clone()), "{text}");
-            assert_eq!(back(direct), json, "{text}");
-        }
-        let empty = json_to_lua(&lua, &serde_json::json!([])).expect("array");
-        let Value::Table(t) = empty else { panic!("not a table") };
-        assert_eq!(t.metatable(), Some(lua.array_metatable()));
-        assert_eq!(json_to_lua(&lua, &serde_json::Value::Null).expect("null"), lua.null());
-    }
 }
